@@ -1,0 +1,198 @@
+//! Deadlines: the timers that cancel a context when its deadline passes.
+//!
+//! A deadline must fire whether or not anybody polls the context, so it cannot
+//! live in a future that a user owns. Inside a tokio runtime it is a
+//! [`tokio::time::Sleep`] registered on the runtime's timer wheel with the
+//! node itself as the waker: when the wheel fires, it "wakes" the node, which
+//! cancels it. That costs no task and obeys `tokio::time::pause()`, because it
+//! is tokio's own clock. Outside a runtime (or in one built without
+//! `enable_time`) the deadline goes to one process-wide timer thread instead.
+//!
+//! ```text
+//!   arm ──▶ Tokio(Sleep) ──wheel fires──▶ fired() ──now ≥ deadline──▶ expire()
+//!                                             └─early (runtime shutting down)──▶ Thread
+//!   arm ──▶ Thread(entry) ──timer thread──▶ expire()
+//!   cancel/drop of the node ──▶ timer dropped ──▶ deregistered from wheel/thread
+//! ```
+//!
+//! The `Sleep` holds the node (as its waker), and the node holds the `Sleep`.
+//! The cycle ends when either fires or the node is cancelled, which its
+//! `CancelHandle` does when dropped.
+
+use std::sync::Arc;
+
+use crate::tree::CancelNode;
+
+/// Deadlines are tokio's `Instant`, so that `tokio::time::pause()` and
+/// `advance()` move them.
+pub use tokio::time::Instant;
+
+/// An armed deadline; dropping it disarms it.
+pub(crate) enum Timer {
+    #[cfg(not(loom))]
+    Tokio(#[allow(dead_code)] std::pin::Pin<Box<tokio::time::Sleep>>),
+    #[cfg(not(loom))]
+    Thread(#[allow(dead_code)] thread_timer::Entry),
+}
+
+/// Arms `node`'s own deadline, or expires it now if `when` has passed.
+pub(crate) fn arm(node: &Arc<CancelNode>, when: Instant) {
+    if when <= Instant::now() {
+        node.expire();
+        return;
+    }
+    #[cfg(not(loom))]
+    {
+        match arm_tokio(node, when) {
+            Armed::Timer(timer) => node.set_timer(timer),
+            Armed::Fired => {
+                node.expire();
+            }
+            Armed::NoRuntime => {
+                if let Some(entry) = thread_timer::insert(node, when) {
+                    node.set_timer(Timer::Thread(entry));
+                }
+            }
+        }
+    }
+}
+
+/// The wheel woke `node`.
+pub(crate) fn fired(node: &Arc<CancelNode>) {
+    let Some(when) = node.deadline() else { return };
+    if Instant::now() >= when {
+        node.expire();
+        return;
+    }
+    // tokio wakes every timer when its runtime shuts down; the deadline has
+    // not passed, so hand it to the timer thread rather than expire it early.
+    #[cfg(not(loom))]
+    if let Some(entry) = thread_timer::insert(node, when) {
+        node.set_timer(Timer::Thread(entry));
+    }
+}
+
+#[cfg(not(loom))]
+enum Armed {
+    Timer(Timer),
+    Fired,
+    NoRuntime,
+}
+
+#[cfg(not(loom))]
+fn arm_tokio(node: &Arc<CancelNode>, when: Instant) -> Armed {
+    use std::future::Future;
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::task::{Context, Poll, Waker};
+
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Armed::NoRuntime;
+    }
+    // tokio has no fallible constructor: a runtime built without
+    // `enable_time`, or one shutting down, panics here. Fall back to the
+    // timer thread rather than pass the panic on to the caller.
+    let armed = catch_unwind(AssertUnwindSafe(|| {
+        let mut sleep = Box::pin(tokio::time::sleep_until(when));
+        let waker = Waker::from(Arc::clone(node));
+        match sleep.as_mut().poll(&mut Context::from_waker(&waker)) {
+            Poll::Ready(()) => Armed::Fired,
+            Poll::Pending => Armed::Timer(Timer::Tokio(sleep)),
+        }
+    }));
+    armed.unwrap_or(Armed::NoRuntime)
+}
+
+/// The process-wide timer thread, for deadlines made outside a tokio runtime.
+#[cfg(not(loom))]
+mod thread_timer {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
+    use std::time::Instant;
+
+    use crate::sync::lock;
+    use crate::tree::CancelNode;
+
+    type Key = (Instant, u64);
+
+    struct Shared {
+        queue: Mutex<BTreeMap<Key, Weak<CancelNode>>>,
+        changed: Condvar,
+        seq: AtomicU64,
+    }
+
+    /// A registration on the timer thread; dropping it removes it.
+    pub(crate) struct Entry {
+        key: Key,
+    }
+
+    impl Drop for Entry {
+        fn drop(&mut self) {
+            if let Some(shared) = shared() {
+                let removed = lock(&shared.queue).remove(&self.key);
+                drop(removed);
+            }
+        }
+    }
+
+    fn shared() -> Option<&'static Shared> {
+        static SHARED: OnceLock<Option<&'static Shared>> = OnceLock::new();
+        *SHARED.get_or_init(|| {
+            let shared: &'static Shared = Box::leak(Box::new(Shared {
+                queue: Mutex::new(BTreeMap::new()),
+                changed: Condvar::new(),
+                seq: AtomicU64::new(0),
+            }));
+            crate::sync::spawn_thread("ctx-deadlines", move || run(shared)).then_some(shared)
+        })
+    }
+
+    /// Queues `node` to expire at `when`. `None` only if no thread could be
+    /// started, in which case the deadline is reported by `deadline()` but
+    /// never fires.
+    pub(crate) fn insert(node: &Arc<CancelNode>, when: super::Instant) -> Option<Entry> {
+        let shared = shared()?;
+        let key = (when.into_std(), shared.seq.fetch_add(1, Ordering::Relaxed));
+        let mut queue = lock(&shared.queue);
+        queue.insert(key, Arc::downgrade(node));
+        let first = queue.first_key_value().is_some_and(|(k, _)| *k == key);
+        drop(queue);
+        if first {
+            shared.changed.notify_one();
+        }
+        Some(Entry { key })
+    }
+
+    fn run(shared: &'static Shared) {
+        let mut queue = lock(&shared.queue);
+        loop {
+            let now = Instant::now();
+            let Some((&(when, _), _)) = queue.first_key_value() else {
+                queue = shared
+                    .changed
+                    .wait(queue)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                continue;
+            };
+            if when > now {
+                queue = shared
+                    .changed
+                    .wait_timeout(queue, when - now)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .0;
+                continue;
+            }
+            let due: Vec<_> = std::iter::from_fn(|| {
+                let entry = queue.first_entry()?;
+                (entry.key().0 <= now).then(|| entry.remove())
+            })
+            .collect();
+            drop(queue);
+            // Expiring drops the node's `Entry`, which takes the lock: fire unlocked.
+            for node in due.iter().filter_map(Weak::upgrade) {
+                node.expire();
+            }
+            queue = lock(&shared.queue);
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! Waiting for a context to be done: [`Done`], [`DoneOwned`], the race behind
+//! [`Context::run`] and `#[cancellable]`, and [`Context::wait_blocking`].
+//!
+//! # Protocol
+//!
+//! A waiter first loads the node's state (no lock). If the node is live, it
+//! takes the lock, loads the state again and only then stores its waker in the
+//! node's `waiters` slab, remembering the index. A cancel sets the state and
+//! takes the whole slab in one critical section, then wakes every waker it
+//! took. So a waiter that registered before the cancel is always woken, and
+//! one that comes after sees the state: no lost wake-up.
+//!
+//! A waiter that goes away before the cancel removes its own entry (drop), so
+//! `select!` loops over `ctx.done()` do not grow the slab. After a cancel the
+//! slab is empty for good, so a dropped waiter sees the state and skips the
+//! lock altogether.
+
+use std::future::{Future, IntoFuture};
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll, Waker};
+
+use crate::error::Error;
+use crate::slab::NIL;
+use crate::sync::lock;
+use crate::tree::CancelNode;
+
+/// One registration in a node's waiter slab.
+#[derive(Debug)]
+pub(crate) struct Waiter {
+    slot: usize,
+}
+
+impl Waiter {
+    pub(crate) const fn new() -> Self {
+        Waiter { slot: NIL }
+    }
+
+    /// Ready once `node` is done; otherwise makes sure `waker` is registered.
+    pub(crate) fn poll(&mut self, node: &CancelNode, waker: &Waker) -> Poll<()> {
+        if node.is_done() {
+            return Poll::Ready(());
+        }
+        let mut inner = lock(&node.inner);
+        if node.is_done() {
+            self.slot = NIL;
+            return Poll::Ready(());
+        }
+        match inner.waiters.get_mut(self.slot) {
+            Some(registered) => {
+                if !registered.will_wake(waker) {
+                    registered.clone_from(waker);
+                }
+            }
+            None => self.slot = inner.waiters.insert(waker.clone()),
+        }
+        Poll::Pending
+    }
+
+    pub(crate) fn deregister(&mut self, node: &CancelNode) {
+        if self.slot == NIL {
+            return;
+        }
+        let slot = std::mem::replace(&mut self.slot, NIL);
+        if node.is_done() {
+            // The cancel took the slab; our entry is gone.
+            return;
+        }
+        let mut inner = lock(&node.inner);
+        if !node.is_done() {
+            let removed = inner.waiters.remove(slot);
+            drop(inner);
+            drop(removed);
+        }
+    }
+}
+
+/// A future that completes when its context is done: Go's `<-ctx.Done()`.
+///
+/// Returned by [`Context::done`](crate::Context::done). It borrows the
+/// context; use [`DoneOwned`] to move one into a spawned task. For a context
+/// that can never be done (`background()`, `without_cancel()`) it never
+/// completes. Dropping it before completion deregisters its waker.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use ctx_runtime::Context;
+///
+/// let (ctx, cancel) = Context::background().with_cancel();
+/// let (tx, mut rx) = tokio::sync::mpsc::channel::<u32>(1);
+/// cancel.cancel();
+/// tokio::select! {
+///     _ = ctx.done() => println!("stopped: {:?}", ctx.err()),
+///     msg = rx.recv() => println!("got {msg:?}"),
+/// }
+/// # drop(tx);
+/// # }
+/// ```
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+#[derive(Debug)]
+pub struct Done<'a> {
+    node: Option<&'a CancelNode>,
+    waiter: Waiter,
+}
+
+impl<'a> Done<'a> {
+    pub(crate) fn new(node: Option<&'a CancelNode>) -> Self {
+        Done {
+            node,
+            waiter: Waiter::new(),
+        }
+    }
+}
+
+impl Future for Done<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        match this.node {
+            Some(node) => this.waiter.poll(node, cx.waker()),
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        if let Some(node) = self.node {
+            self.waiter.deregister(node);
+        }
+    }
+}
+
+/// [`Done`] without the borrow: holds its own reference to the context, so it
+/// is `'static` and can move into a spawned task.
+///
+/// Returned by [`Context::done_owned`](crate::Context::done_owned).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let (ctx, cancel) = ctx_runtime::Context::background().with_cancel();
+/// let done = ctx.done_owned();
+/// let task = tokio::spawn(async move {
+///     done.await;
+///     "stopped"
+/// });
+/// cancel.cancel();
+/// assert_eq!(task.await.unwrap(), "stopped");
+/// # }
+/// ```
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+#[derive(Debug)]
+pub struct DoneOwned {
+    node: Option<Arc<CancelNode>>,
+    waiter: Waiter,
+}
+
+impl DoneOwned {
+    pub(crate) fn new(node: Option<Arc<CancelNode>>) -> Self {
+        DoneOwned {
+            node,
+            waiter: Waiter::new(),
+        }
+    }
+}
+
+impl Future for DoneOwned {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        match &this.node {
+            Some(node) => this.waiter.poll(node, cx.waker()),
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for DoneOwned {
+    fn drop(&mut self) {
+        if let Some(node) = &self.node {
+            self.waiter.deregister(node);
+        }
+    }
+}
+
+/// Watches one context for the races of one function call.
+///
+/// `#[cancellable]` makes one per call and races every `.await` of the body
+/// against it. The waker stays registered from one await to the next (a
+/// task's waker rarely changes), so an await that returns `Pending` costs a
+/// `will_wake` comparison, and one that is ready costs one atomic load.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Watch {
+    node: Option<Arc<CancelNode>>,
+    waiter: Waiter,
+    /// The waker currently registered, to skip re-registering it.
+    registered: Option<Waker>,
+}
+
+impl Watch {
+    /// Starts watching `ctx`.
+    pub fn new(ctx: &crate::Context) -> Watch {
+        Watch {
+            node: ctx.signal().cloned(),
+            waiter: Waiter::new(),
+            registered: None,
+        }
+    }
+
+    /// `Err` if the context is done.
+    #[inline]
+    pub fn check(&self) -> Result<(), Error> {
+        match self.node.as_ref().and_then(|node| node.err()) {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
+    }
+
+    /// Polls `fut` unless the context is done; registers for cancellation only
+    /// if `fut` is pending.
+    #[inline]
+    pub fn poll_race<F: Future + ?Sized>(
+        &mut self,
+        fut: Pin<&mut F>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Result<F::Output, Error>> {
+        self.check()?;
+        match fut.poll(cx) {
+            Poll::Ready(output) => Poll::Ready(Ok(output)),
+            Poll::Pending => {
+                let same = self
+                    .registered
+                    .as_ref()
+                    .is_some_and(|w| w.will_wake(cx.waker()));
+                if same || self.node.is_none() {
+                    Poll::Pending
+                } else {
+                    self.register(cx.waker())
+                }
+            }
+        }
+    }
+
+    #[cold]
+    fn register<T>(&mut self, waker: &Waker) -> Poll<Result<T, Error>> {
+        let Some(node) = &self.node else {
+            return Poll::Pending;
+        };
+        match self.waiter.poll(node, waker) {
+            Poll::Ready(()) => Poll::Ready(Err(node.err().unwrap_or(Error::Canceled))),
+            Poll::Pending => {
+                self.registered = Some(waker.clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if let Some(node) = &self.node {
+            self.waiter.deregister(node);
+        }
+    }
+}
+
+/// Races `fut` against `watch`'s context: the body of every `.await` that
+/// `#[cancellable]` rewrites, and of [`Context::run`](crate::Context::run).
+///
+/// Biased: the context is checked before each poll of `fut`, so a cancelled
+/// context wins even against a ready future.
+#[doc(hidden)]
+pub async fn race<F: IntoFuture>(watch: &mut Watch, fut: F) -> Result<F::Output, Error> {
+    let mut fut = pin!(fut.into_future());
+    std::future::poll_fn(|cx| watch.poll_race(fut.as_mut(), cx)).await
+}
+
+/// Blocks the current thread until `node` is done or `timeout` passes.
+#[cfg(not(loom))]
+pub(crate) fn wait_blocking(node: Option<&CancelNode>, timeout: Option<std::time::Duration>) -> bool {
+    use std::time::Instant;
+
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+
+    // A timeout too large for `Instant` means "no timeout".
+    let give_up = timeout.and_then(|t| Instant::now().checked_add(t));
+    let Some(node) = node else {
+        // Never done: wait out the timeout (or forever), as the caller asked.
+        loop {
+            match give_up {
+                Some(at) => match at.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => std::thread::park_timeout(left),
+                    _ => return false,
+                },
+                None => std::thread::park(),
+            }
+        }
+    };
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut waiter = Waiter::new();
+    loop {
+        if waiter.poll(node, &waker).is_ready() {
+            return true;
+        }
+        match give_up {
+            None => std::thread::park(),
+            Some(at) => match at.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => std::thread::park_timeout(left),
+                _ => {
+                    waiter.deregister(node);
+                    return node.is_done();
+                }
+            },
+        }
+    }
+}

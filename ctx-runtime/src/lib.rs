@@ -1,0 +1,158 @@
+//! Go's `context.Context` for async Rust: a cancellation signal, a deadline
+//! and request-scoped values, passed first to every long call and down a tree
+//! of tasks.
+//!
+//! A service fetches data from a slow upstream; the user closes the tab. With
+//! a [`Context`] threaded through the work, the server cancels one context and
+//! every task, upstream call and database write under it stops, instead of
+//! burning CPU for a client that is gone.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! use ctx_runtime::{Context, Error};
+//! use std::time::Duration;
+//!
+//! async fn fetch(ctx: &Context) -> Result<String, Error> {
+//!     // Go: select { case <-time.After(5s): ... case <-ctx.Done(): return ctx.Err() }
+//!     ctx.run(tokio::time::sleep(Duration::from_secs(5))).await?;
+//!     Ok("data".to_owned())
+//! }
+//!
+//! let (request, cancel) = Context::background().with_cancel();
+//! let task = tokio::spawn({
+//!     let ctx = request.clone();
+//!     async move { fetch(&ctx).await }
+//! });
+//! cancel.cancel_with_cause("client disconnected"); // the user closed the tab
+//! assert_eq!(task.await.unwrap(), Err(Error::Canceled));
+//! assert_eq!(request.cause().unwrap().to_string(), "client disconnected");
+//! # }
+//! ```
+//!
+//! # Which tool when (Go's decision matrix)
+//!
+//! | You need to... | Use |
+//! |---|---|
+//! | stop a group of tasks by hand | [`Context::with_cancel`], then [`CancelHandle::cancel`] (or drop the handle) |
+//! | fail an operation that takes longer than a duration | [`Context::with_timeout`] |
+//! | finish by an absolute time | [`Context::with_deadline`] |
+//! | start a call tree (in `main`, a top-level handler, a test) | [`Context::background`], and only there |
+//! | block on I/O, a channel or a timer without ignoring cancellation | `tokio::select!` on [`Context::done`], or [`Context::run`] for one future |
+//! | make every `.await` of a function watch its `ctx` | `#[cancellable]` (feature `macros`, on by default) |
+//! | check quickly before expensive work | [`Context::check`] (`ctx.check()?`) or [`Context::err`]; never to stop a blocking operation |
+//! | carry request-scoped data (trace id, user) | [`Context::with_value`] with a type of your own as the key |
+//! | run cleanup once a context ends | [`Context::after_func`] |
+//! | keep values but outlive the request | [`Context::without_cancel`] |
+//! | wait from a plain thread | [`Context::wait_blocking`] |
+//!
+//! # The convention
+//!
+//! A function that may block takes the context as its *first* parameter,
+//! named `ctx`. A function whose context is buried in the third argument, or
+//! missing, is probably ignoring it. `#[cancellable]` turns the convention
+//! into a compile error and rewrites every `.await` of the body into a race
+//! against `ctx`, so that forgetting one `select!` is no longer possible.
+//!
+//! # Guarantees
+//!
+//! * Cancelling a context cancels every descendant before `cancel()` returns;
+//!   it never affects the parent or siblings. The first cancellation wins.
+//! * [`Context::err`] is one atomic load. A context that reports an error
+//!   also completes every [`Done`] future.
+//! * A child leaves its parent when it is cancelled or dropped: a long-lived
+//!   parent does not grow with short-lived children.
+//! * Deadlines fire on time whether or not anyone polls, on tokio's clock
+//!   inside a runtime (so `tokio::time::pause()` applies) and on a timer thread
+//!   outside one.
+//! * No method panics on any input. A timeout too large to represent means
+//!   "no deadline"; a deadline in the past gives a context that is already done.
+#![deny(missing_docs)]
+#![warn(rust_2018_idioms, unreachable_pub)]
+
+mod after_func;
+mod context;
+mod deadline;
+mod done;
+mod error;
+mod slab;
+mod sync;
+mod tree;
+mod value;
+
+pub use after_func::AfterFunc;
+pub use context::{AsContext, Context};
+pub use deadline::Instant;
+pub use done::{Done, DoneOwned};
+pub use error::{Cause, Error};
+pub use tree::CancelHandle;
+
+/// Makes every `.await` of an async fn a race against its first parameter,
+/// `ctx`, and checks the context-first convention at compile time.
+///
+/// See [the macro crate's documentation](ctx_macros::cancellable).
+#[cfg(feature = "macros")]
+pub use ctx_macros::cancellable;
+
+/// What `#[cancellable]` expands to. Not public API: no semver guarantees.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::context::{AsContext, Context};
+    pub use crate::done::{Watch, race};
+    pub use crate::error::Error;
+    pub use core::time::Duration;
+
+    /// The return types a `#[cancellable]` fn may have: `Result<T, E>` whose
+    /// error can be made from a context [`Error`].
+    #[diagnostic::on_unimplemented(
+        message = "a `#[cancellable]` fn must return `Result<_, E>`, not `{Self}`",
+        label = "this must be a `Result` so that cancellation can be returned as an error",
+        note = "on cancellation the fn returns `Err(E::from(ctx_runtime::Error::Canceled))`",
+        note = "use e.g. `-> Result<{Self}, ctx_runtime::Error>`, or any error type with `From<ctx_runtime::Error>`"
+    )]
+    pub trait CancelReturn {
+        /// The value returned when the context is done.
+        fn from_ctx_error(err: Error) -> Self;
+    }
+
+    impl<T, E: FromContextError> CancelReturn for Result<T, E> {
+        #[inline]
+        fn from_ctx_error(err: Error) -> Self {
+            Err(E::from_context_error(err))
+        }
+    }
+
+    /// Error types a cancellation can be converted into.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot hold a context cancellation: `{Self}: From<ctx_runtime::Error>` is not implemented",
+        label = "the error type of a `#[cancellable]` fn must implement `From<ctx_runtime::Error>`",
+        note = "add `impl From<ctx_runtime::Error> for {Self}` (or a `#[from] ctx_runtime::Error` variant with thiserror)",
+        note = "`ctx_runtime::Error`, `std::io::Error`, `Box<dyn Error + Send + Sync>` and `anyhow::Error` already work"
+    )]
+    pub trait FromContextError {
+        /// `From::from`.
+        fn from_context_error(err: Error) -> Self;
+    }
+
+    #[diagnostic::do_not_recommend]
+    impl<E: From<Error>> FromContextError for E {
+        #[inline]
+        fn from_context_error(err: Error) -> Self {
+            E::from(err)
+        }
+    }
+
+    /// The function that turns a cancellation into `R`; instantiating it once,
+    /// at the user's return type, is where a bad return type is reported.
+    #[inline]
+    pub fn exit_fn<R: CancelReturn>() -> fn(Error) -> R {
+        R::from_ctx_error
+    }
+
+    /// `ctx.as_context()`, spanned at the user's `ctx` type so that a
+    /// non-context type is reported there.
+    #[inline]
+    pub fn as_context<C: AsContext + ?Sized>(ctx: &C) -> &Context {
+        ctx.as_context()
+    }
+}

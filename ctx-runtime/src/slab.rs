@@ -1,0 +1,168 @@
+//! A small slab: O(1) insert and remove by index, with the first entry stored
+//! inline so that a node with one child or one waiter allocates nothing extra.
+//!
+//! Nodes keep their children and waiters here. An index stays valid until its
+//! entry is removed; the owner of an entry is the only one who removes it,
+//! except [`Slab::take`], which empties the slab when its node is cancelled
+//! (and a cancelled node never accepts entries again).
+
+use std::mem;
+
+/// "No index": the end of the free list.
+pub(crate) const NIL: usize = usize::MAX;
+
+/// Above this many spare slots an empty slab gives its memory back, so a
+/// long-lived parent returns to its baseline after a burst of children.
+const KEEP_CAPACITY: usize = 8;
+
+enum Slot<T> {
+    Vacant { next_free: usize },
+    Occupied(T),
+}
+
+pub(crate) struct Slab<T> {
+    head: Slot<T>,
+    rest: Vec<Slot<T>>,
+    next_free: usize,
+    len: usize,
+}
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> Slab<T> {
+    pub(crate) const fn new() -> Self {
+        Slab {
+            head: Slot::Vacant { next_free: NIL },
+            rest: Vec::new(),
+            next_free: 0,
+            len: 0,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    fn slot_mut(&mut self, index: usize) -> Option<&mut Slot<T>> {
+        match index {
+            0 => Some(&mut self.head),
+            i => self.rest.get_mut(i - 1),
+        }
+    }
+
+    /// Stores `value` and returns its index.
+    pub(crate) fn insert(&mut self, value: T) -> usize {
+        let index = self.next_free;
+        if let Some(slot) = self.slot_mut(index) {
+            if let Slot::Vacant { next_free } = *slot {
+                *slot = Slot::Occupied(value);
+                self.next_free = next_free;
+                self.len += 1;
+                return index;
+            }
+        }
+        // The free list is empty: grow.
+        self.rest.push(Slot::Occupied(value));
+        self.len += 1;
+        self.rest.len()
+    }
+
+    pub(crate) fn get_mut(&mut self, index: usize) -> Option<&mut T> {
+        match self.slot_mut(index) {
+            Some(Slot::Occupied(value)) => Some(value),
+            _ => None,
+        }
+    }
+
+    /// Removes and returns the entry at `index`, if there is one.
+    pub(crate) fn remove(&mut self, index: usize) -> Option<T> {
+        let next_free = self.next_free;
+        let slot = self.slot_mut(index)?;
+        if !matches!(slot, Slot::Occupied(_)) {
+            return None;
+        }
+        let Slot::Occupied(value) = mem::replace(slot, Slot::Vacant { next_free }) else {
+            return None;
+        };
+        self.next_free = index;
+        self.len -= 1;
+        if self.len == 0 && self.rest.capacity() > KEEP_CAPACITY {
+            *self = Slab::new();
+        }
+        Some(value)
+    }
+
+    /// Empties the slab, returning its entries.
+    pub(crate) fn take(&mut self) -> impl Iterator<Item = T> + use<T> {
+        let Slab { head, rest, .. } = mem::take(self);
+        std::iter::once(head).chain(rest).filter_map(|slot| match slot {
+            Slot::Occupied(value) => Some(value),
+            Slot::Vacant { .. } => None,
+        })
+    }
+
+    /// Bytes of heap this slab holds beyond its inline entry (for `Debug` and tests).
+    #[cfg(test)]
+    pub(crate) fn heap_capacity(&self) -> usize {
+        self.rest.capacity()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reuses_freed_slots_and_keeps_indices_stable() {
+        let mut slab = Slab::new();
+        let a = slab.insert("a");
+        let b = slab.insert("b");
+        let c = slab.insert("c");
+        assert_eq!((a, b, c), (0, 1, 2));
+        assert_eq!(slab.remove(b), Some("b"));
+        assert_eq!(slab.remove(b), None, "double remove is a no-op");
+        assert_eq!(slab.get_mut(a), Some(&mut "a"));
+        assert_eq!(slab.insert("d"), b, "freed slot is reused first");
+        assert_eq!(slab.len(), 3);
+        let mut all: Vec<_> = slab.take().collect();
+        all.sort_unstable();
+        assert_eq!(all, ["a", "c", "d"]);
+        assert_eq!(slab.len(), 0);
+        assert_eq!(slab.remove(c), None, "indices from before take() are dead");
+    }
+
+    #[test]
+    fn one_entry_needs_no_heap() {
+        let mut slab = Slab::new();
+        for i in 0..1000 {
+            let idx = slab.insert(i);
+            assert_eq!(idx, 0);
+            assert_eq!(slab.remove(idx), Some(i));
+        }
+        assert_eq!(slab.heap_capacity(), 0);
+    }
+
+    #[test]
+    fn a_burst_is_given_back_when_the_slab_empties() {
+        let mut slab = Slab::new();
+        let ids: Vec<_> = (0..10_000).map(|i| slab.insert(i)).collect();
+        assert!(slab.heap_capacity() >= 9_999);
+        for id in ids.into_iter().rev() {
+            assert!(slab.remove(id).is_some());
+        }
+        assert_eq!(slab.heap_capacity(), 0);
+        assert_eq!(slab.insert(7), 0);
+    }
+
+    #[test]
+    fn out_of_range_indices_are_harmless() {
+        let mut slab: Slab<u8> = Slab::new();
+        assert_eq!(slab.remove(NIL), None);
+        assert_eq!(slab.remove(5), None);
+        assert!(slab.get_mut(3).is_none());
+    }
+}

@@ -1,0 +1,39 @@
+//! The synchronisation primitives the runtime is built on, in one place so that
+//! `--cfg loom` can swap them for loom's model-checked versions.
+//!
+//! Only the primitives whose interleavings matter are swapped: the node locks and
+//! the state atomics. `Arc`/`Weak` stay std's (loom's `Arc` has no `Weak`), which
+//! is sound: their reference counts are not part of our protocol.
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+#[cfg(loom)]
+pub(crate) use loom::sync::{Mutex, MutexGuard};
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Mutex, MutexGuard};
+
+/// Locks `mutex`, ignoring poison.
+///
+/// No code of ours panics while holding a lock; a panic inside user code (a
+/// `Waker`'s drop, say) must not turn every later `cancel()` into a panic.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Runs `f` on a thread of its own (a loom thread under loom).
+#[cfg(not(loom))]
+pub(crate) fn spawn_thread<F: FnOnce() + Send + 'static>(name: &str, f: F) -> bool {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(f)
+        .is_ok()
+}
+
+#[cfg(loom)]
+pub(crate) fn spawn_thread<F: FnOnce() + Send + 'static>(_name: &str, f: F) -> bool {
+    drop(loom::thread::spawn(f));
+    true
+}

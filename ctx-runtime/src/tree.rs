@@ -1,0 +1,455 @@
+//! The cancellation tree: one [`CancelNode`] per `with_cancel`/`with_deadline`/
+//! `with_timeout` context, and the [`CancelHandle`] that cancels it.
+//!
+//! # State machine
+//!
+//! Each node has one atomic `state`:
+//!
+//! ```text
+//!            cancel(err, cause)            (first call wins; later ones are no-ops)
+//!   LIVE ──────────────────────────────▶  CANCELED | DEADLINE_EXCEEDED   (terminal)
+//! ```
+//!
+//! The transition happens under the node's lock, in one critical section that
+//! also records the cause and takes the node's children, waiters and timer out.
+//! Hence:
+//!
+//! * `err()` is one atomic load, no lock. Once it reads "done", the cause is
+//!   already recorded (it was written before the state, under the same lock).
+//! * A waiter or child registers under the lock *after* re-checking the state,
+//!   so it either sees "done" or is in the lists that the cancel takes: no lost
+//!   wake-up and no child created alive under a cancelled parent.
+//! * A cancelled node never gains children or waiters again, so an index into
+//!   its lists held by someone else is dead, never reused (see `slab.rs`).
+//!
+//! # Links
+//!
+//! A child holds its parent (a [`Context`]) strongly, for values and for the
+//! parent's cancellation. The nearest cancellable ancestor holds the child only
+//! weakly, in its `children` slab, and the child remembers its index there.
+//! A child leaves that slab when it is cancelled or dropped, so a long-lived
+//! parent does not grow with short-lived children.
+//!
+//! # Never two locks
+//!
+//! No code path holds two node locks at once: a cancel takes its own lock, lets
+//! go, then visits its children (each under its own lock) and finally unlinks
+//! from its parent (under the parent's lock). That rules out lock-order
+//! deadlocks between a parent's cancel and a child's creation or drop.
+//! Propagation to descendants uses an explicit work list, not recursion, so a
+//! 10,000-deep chain cannot overflow the stack; dropping a deep chain is
+//! iterative for the same reason ([`drop_chain`]).
+
+use std::fmt;
+use std::sync::{Arc, Weak};
+use std::task::Waker;
+
+use crate::after_func::AfterFuncEntry;
+use crate::context::{Context, Repr};
+use crate::deadline::{self, Instant, Timer};
+use crate::error::{Cause, Error};
+use crate::slab::{NIL, Slab};
+use crate::sync::{AtomicU8, AtomicUsize, Mutex, Ordering, lock};
+
+pub(crate) const LIVE: u8 = 0;
+const CANCELED: u8 = 1;
+const DEADLINE_EXCEEDED: u8 = 2;
+
+fn encode(err: Error) -> u8 {
+    match err {
+        Error::Canceled => CANCELED,
+        Error::DeadlineExceeded => DEADLINE_EXCEEDED,
+    }
+}
+
+fn decode(state: u8) -> Option<Error> {
+    match state {
+        CANCELED => Some(Error::Canceled),
+        DEADLINE_EXCEEDED => Some(Error::DeadlineExceeded),
+        _ => None,
+    }
+}
+
+/// How a node was made, for `Debug`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Kind {
+    Cancel,
+    Deadline,
+    Timeout(std::time::Duration),
+}
+
+/// What a cancellable node keeps its children as.
+pub(crate) enum Child {
+    Node(Weak<CancelNode>),
+    AfterFunc(Arc<AfterFuncEntry>),
+}
+
+pub(crate) struct Inner {
+    /// The cause given at cancellation; `None` means "the same as `err()`".
+    cause: Option<Cause>,
+    /// The cause to record if this node's own deadline fires.
+    deadline_cause: Option<Cause>,
+    pub(crate) children: Slab<Child>,
+    pub(crate) waiters: Slab<Waker>,
+    timer: Option<Timer>,
+}
+
+pub(crate) struct CancelNode {
+    state: AtomicU8,
+    /// The effective deadline: the earlier of our own and the inherited one.
+    deadline: Option<Instant>,
+    kind: Kind,
+    /// Our index in the nearest cancellable ancestor's `children`; only read or
+    /// written under that ancestor's lock.
+    slot: AtomicUsize,
+    parent: Context,
+    pub(crate) inner: Mutex<Inner>,
+}
+
+impl CancelNode {
+    /// Creates a child of `parent`, linked to its nearest cancellable ancestor.
+    ///
+    /// `deadline` is this node's own deadline, if any. If the parent's is
+    /// earlier, the parent's wins and no timer is armed (Go does the same).
+    pub(crate) fn new_child(
+        parent: &Context,
+        deadline: Option<Instant>,
+        deadline_cause: Option<Cause>,
+        kind: Kind,
+    ) -> Arc<CancelNode> {
+        let inherited = parent.deadline();
+        let (deadline, own_timer) = match (deadline, inherited) {
+            (Some(own), Some(theirs)) if theirs <= own => (Some(theirs), None),
+            (Some(own), _) => (Some(own), Some(own)),
+            (None, theirs) => (theirs, None),
+        };
+        let node = Arc::new(CancelNode {
+            state: AtomicU8::new(LIVE),
+            deadline,
+            kind,
+            slot: AtomicUsize::new(NIL),
+            parent: parent.clone(),
+            inner: Mutex::new(Inner {
+                cause: None,
+                deadline_cause: own_timer.and(deadline_cause),
+                children: Slab::new(),
+                waiters: Slab::new(),
+                timer: None,
+            }),
+        });
+        if let Some(ancestor) = parent.signal() {
+            let mut guard = lock(&ancestor.inner);
+            match decode(ancestor.state.load(Ordering::Acquire)) {
+                None => {
+                    let index = guard.children.insert(Child::Node(Arc::downgrade(&node)));
+                    node.slot.store(index, Ordering::Relaxed);
+                }
+                Some(err) => {
+                    // Derived from a cancelled parent: born cancelled, with the
+                    // parent's error and cause. Nobody else can see `node` yet.
+                    let cause = guard.cause.clone();
+                    drop(guard);
+                    lock(&node.inner).cause = cause;
+                    node.state.store(encode(err), Ordering::Release);
+                    return node;
+                }
+            }
+        }
+        if let Some(when) = own_timer {
+            deadline::arm(&node, when);
+        }
+        node
+    }
+
+    pub(crate) fn err(&self) -> Option<Error> {
+        decode(self.state.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.state.load(Ordering::Acquire) != LIVE
+    }
+
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    pub(crate) fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    pub(crate) fn parent(&self) -> &Context {
+        &self.parent
+    }
+
+    pub(crate) fn cause(&self) -> Option<Cause> {
+        let err = self.err()?;
+        let inner = lock(&self.inner);
+        Some(inner.cause.clone().unwrap_or_else(|| err.into()))
+    }
+
+    /// Cancels this node and every descendant. Returns false if it was already done.
+    pub(crate) fn cancel(&self, err: Error, cause: Option<Cause>) -> bool {
+        self.cancel_with(err, |_| cause)
+    }
+
+    /// The node's own deadline fired: cancel with `DeadlineExceeded` and the
+    /// cause given to `with_deadline_cause`, if any.
+    pub(crate) fn expire(&self) -> bool {
+        self.cancel_with(Error::DeadlineExceeded, |inner| inner.deadline_cause.take())
+    }
+
+    /// Stores the armed timer, unless the node was cancelled meanwhile (then the
+    /// timer is dropped, which disarms it).
+    pub(crate) fn set_timer(&self, timer: Timer) {
+        let mut inner = lock(&self.inner);
+        if self.is_done() {
+            drop(inner);
+            drop(timer);
+        } else {
+            let old = inner.timer.replace(timer);
+            drop(inner);
+            drop(old);
+        }
+    }
+
+    fn cancel_with(&self, err: Error, cause: impl FnOnce(&mut Inner) -> Option<Cause>) -> bool {
+        let mut inner = lock(&self.inner);
+        if self.is_done() {
+            return false;
+        }
+        let cause = cause(&mut inner);
+        let taken = Self::finish(&mut inner, &self.state, err, cause.clone());
+        drop(inner);
+        // We leave the parent's list ourselves; descendants are dropped from
+        // ours wholesale by `finish`.
+        self.unlink();
+        taken.complete(err, cause);
+        true
+    }
+
+    /// The locked part of a cancellation: record it and take what must be
+    /// notified. The caller notifies after unlocking.
+    fn finish(inner: &mut Inner, state: &AtomicU8, err: Error, cause: Option<Cause>) -> Taken {
+        inner.cause = cause;
+        state.store(encode(err), Ordering::Release);
+        Taken {
+            waiters: std::mem::take(&mut inner.waiters),
+            children: std::mem::take(&mut inner.children),
+            timer: inner.timer.take(),
+        }
+    }
+
+    /// Removes this node from its nearest cancellable ancestor's children.
+    fn unlink(&self) {
+        let Some(ancestor) = self.parent.signal() else {
+            return;
+        };
+        let mut inner = lock(&ancestor.inner);
+        if ancestor.is_done() {
+            // The ancestor's cancel already took its whole list.
+            return;
+        }
+        let index = self.slot.load(Ordering::Relaxed);
+        let ours = matches!(inner.children.get_mut(index),
+            Some(Child::Node(weak)) if std::ptr::eq(weak.as_ptr(), self));
+        if ours {
+            let removed = inner.children.remove(index);
+            drop(inner);
+            drop(removed);
+        }
+    }
+
+    /// Unlinks from the parent and hands the parent back, for [`drop_chain`].
+    fn release(&mut self) -> Context {
+        if !self.is_done() {
+            self.unlink();
+        }
+        std::mem::take(&mut self.parent)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn child_count(&self) -> usize {
+        lock(&self.inner).children.len()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn waiter_count(&self) -> usize {
+        lock(&self.inner).waiters.len()
+    }
+}
+
+/// What a cancellation took out of a node, to notify once the lock is released.
+struct Taken {
+    waiters: Slab<Waker>,
+    children: Slab<Child>,
+    timer: Option<Timer>,
+}
+
+impl Taken {
+    /// Wakes the waiters, disarms the timer and cancels the descendants, with a
+    /// work list instead of recursion.
+    fn complete(self, err: Error, cause: Option<Cause>) {
+        let mut work: Vec<Taken> = Vec::new();
+        let mut next = Some(self);
+        while let Some(taken) = next.take().or_else(|| work.pop()) {
+            let Taken {
+                mut waiters,
+                mut children,
+                timer,
+            } = taken;
+            drop(timer);
+            for waker in waiters.take() {
+                waker.wake();
+            }
+            for child in children.take() {
+                match child {
+                    Child::Node(weak) => {
+                        let Some(node) = weak.upgrade() else { continue };
+                        let mut inner = lock(&node.inner);
+                        if node.is_done() {
+                            continue;
+                        }
+                        work.push(CancelNode::finish(&mut inner, &node.state, err, cause.clone()));
+                    }
+                    Child::AfterFunc(entry) => entry.fire(),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for CancelNode {
+    fn drop(&mut self) {
+        drop_chain(self.release());
+    }
+}
+
+/// Deadlines fire by waking the node: the timer holds the node as its waker.
+impl std::task::Wake for CancelNode {
+    fn wake(self: Arc<Self>) {
+        deadline::fired(&self);
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        deadline::fired(self);
+    }
+}
+
+impl fmt::Debug for CancelNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelNode")
+            .field("err", &self.err())
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Drops a context whose ancestors may be uniquely owned by it, one ancestor
+/// at a time, so that dropping a 10,000-deep chain does not recurse.
+pub(crate) fn drop_chain(mut ctx: Context) {
+    loop {
+        ctx = match std::mem::take(&mut ctx.repr) {
+            Repr::Cancel(node) => match Arc::into_inner(node) {
+                Some(mut node) => node.release(),
+                None => return,
+            },
+            Repr::Value(mut node) => match Arc::get_mut(&mut node) {
+                Some(node) => node.take_parent(),
+                None => return,
+            },
+            Repr::WithoutCancel(parent) => match Arc::into_inner(parent) {
+                Some(parent) => parent,
+                None => return,
+            },
+            Repr::Background | Repr::Todo => return,
+        };
+    }
+}
+
+/// Cancels a context made by [`Context::with_cancel`], [`Context::with_deadline`]
+/// or [`Context::with_timeout`]: Go's `CancelFunc`, as an RAII guard.
+///
+/// Dropping the handle cancels the context, so a handle bound for the length
+/// of a scope is Go's `defer cancel()`: the context's resources (its link in
+/// the parent, its timer) are released however the scope is left. Cancelling
+/// is idempotent, and the first cancellation wins.
+///
+/// Bind it to a named variable: `let (ctx, _cancel) = ...` keeps it to the end
+/// of the scope, while `let (ctx, _) = ...` drops it, and so cancels `ctx`, at
+/// once.
+///
+/// ```
+/// use ctx_runtime::{Context, Error};
+///
+/// let root = Context::background();
+/// let child = {
+///     let (child, _cancel) = root.with_cancel();
+///     assert_eq!(child.err(), None);
+///     child
+/// }; // `_cancel` dropped here: Go's deferred cancel() ran.
+/// assert_eq!(child.err(), Some(Error::Canceled));
+/// assert_eq!(root.err(), None);
+/// ```
+#[must_use = "dropping a CancelHandle cancels its context at once; bind it: `let (ctx, _cancel) = ...`"]
+pub struct CancelHandle {
+    node: Arc<CancelNode>,
+}
+
+impl CancelHandle {
+    pub(crate) fn new(node: Arc<CancelNode>) -> Self {
+        CancelHandle { node }
+    }
+
+    /// Cancels the context and all its descendants with [`Error::Canceled`].
+    ///
+    /// Every descendant is cancelled before this returns; waiting tasks are
+    /// woken, and `after_func` callbacks are started (never waited for). Does
+    /// nothing if the context is already done.
+    ///
+    /// ```
+    /// let (ctx, cancel) = ctx_runtime::Context::background().with_cancel();
+    /// let (grandchild, _c) = ctx.with_cancel();
+    /// cancel.cancel();
+    /// assert!(grandchild.is_done());
+    /// ```
+    pub fn cancel(&self) {
+        self.node.cancel(Error::Canceled, None);
+    }
+
+    /// Cancels with [`Error::Canceled`] and records `cause`, which
+    /// [`Context::cause`] then returns here and in every descendant.
+    ///
+    /// ```
+    /// let (ctx, cancel) = ctx_runtime::Context::background().with_cancel();
+    /// cancel.cancel_with_cause("client disconnected");
+    /// assert_eq!(ctx.err(), Some(ctx_runtime::Error::Canceled));
+    /// assert_eq!(ctx.cause().unwrap().to_string(), "client disconnected");
+    /// ```
+    pub fn cancel_with_cause(&self, cause: impl Into<Cause>) {
+        self.node.cancel(Error::Canceled, Some(cause.into()));
+    }
+
+    /// The context this handle cancels.
+    ///
+    /// ```
+    /// let (ctx, cancel) = ctx_runtime::Context::background().with_cancel();
+    /// assert!(cancel.context().same(&ctx));
+    /// ```
+    pub fn context(&self) -> Context {
+        Context::from_repr(Repr::Cancel(self.node.clone()))
+    }
+}
+
+impl Drop for CancelHandle {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}
+
+impl fmt::Debug for CancelHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelHandle")
+            .field("err", &self.node.err())
+            .finish()
+    }
+}

@@ -1,0 +1,1 @@
+//! The compile-fail and pass cases live in `tests/ui/`.
