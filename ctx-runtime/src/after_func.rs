@@ -37,14 +37,12 @@ pub(crate) struct AfterFuncEntry {
 impl AfterFuncEntry {
     /// The context is done: start `f` unless `stop()` got there first.
     pub(crate) fn fire(&self) {
-        if self
+        let won = self
             .state
             .compare_exchange(PENDING, STARTED, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
-            if let Some(f) = lock(&self.f).take() {
-                run_detached(f);
-            }
+            .is_ok();
+        if let Some(f) = won.then(|| lock(&self.f).take()).flatten() {
+            run_detached(f);
         }
     }
 }

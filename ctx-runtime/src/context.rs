@@ -117,7 +117,12 @@ impl Context {
         }
     }
 
-    fn derive(&self, deadline: Option<Instant>, cause: Option<Cause>, kind: Kind) -> (Context, CancelHandle) {
+    fn derive(
+        &self,
+        deadline: Option<Instant>,
+        cause: Option<Cause>,
+        kind: Kind,
+    ) -> (Context, CancelHandle) {
         let node = CancelNode::new_child(self, deadline, cause, kind);
         let handle = CancelHandle::new(Arc::clone(&node));
         (Context::from_repr(Repr::Cancel(node)), handle)
@@ -210,7 +215,11 @@ impl Context {
     /// assert_eq!(ctx.cause().unwrap().to_string(), "upstream too slow");
     /// # }
     /// ```
-    pub fn with_deadline_cause(&self, deadline: Instant, cause: impl Into<Cause>) -> (Context, CancelHandle) {
+    pub fn with_deadline_cause(
+        &self,
+        deadline: Instant,
+        cause: impl Into<Cause>,
+    ) -> (Context, CancelHandle) {
         self.derive(Some(deadline), Some(cause.into()), Kind::Deadline)
     }
 
@@ -230,7 +239,11 @@ impl Context {
     /// assert_eq!(ctx.cause().unwrap().to_string(), "request budget spent");
     /// # }
     /// ```
-    pub fn with_timeout_cause(&self, timeout: Duration, cause: impl Into<Cause>) -> (Context, CancelHandle) {
+    pub fn with_timeout_cause(
+        &self,
+        timeout: Duration,
+        cause: impl Into<Cause>,
+    ) -> (Context, CancelHandle) {
         let deadline = Instant::now().checked_add(timeout);
         self.derive(deadline, Some(cause.into()), Kind::Timeout(timeout))
     }
@@ -489,7 +502,10 @@ impl Context {
     /// assert_eq!(slow, Err(Error::DeadlineExceeded));
     /// # }
     /// ```
-    pub fn run<F: IntoFuture>(&self, fut: F) -> impl Future<Output = Result<F::Output, Error>> + use<F> {
+    pub fn run<F: IntoFuture>(
+        &self,
+        fut: F,
+    ) -> impl Future<Output = Result<F::Output, Error>> + use<F> {
         let mut watch = Watch::new(self);
         async move { race(&mut watch, fut).await }
     }
@@ -593,7 +609,11 @@ impl fmt::Debug for Context {
                     Kind::Cancel => f.write_str(".with_cancel()")?,
                     Kind::Timeout(timeout) => write!(f, ".with_timeout({timeout:?})")?,
                     Kind::Deadline => match node.deadline() {
-                        Some(at) => write!(f, ".with_deadline(in {:?})", at.saturating_duration_since(Instant::now()))?,
+                        Some(at) => write!(
+                            f,
+                            ".with_deadline(in {:?})",
+                            at.saturating_duration_since(Instant::now())
+                        )?,
                         None => f.write_str(".with_deadline()")?,
                     },
                 },

@@ -282,7 +282,10 @@ pub async fn race<F: IntoFuture>(watch: &mut Watch, fut: F) -> Result<F::Output,
 
 /// Blocks the current thread until `node` is done or `timeout` passes.
 #[cfg(not(loom))]
-pub(crate) fn wait_blocking(node: Option<&CancelNode>, timeout: Option<std::time::Duration>) -> bool {
+pub(crate) fn wait_blocking(
+    node: Option<&CancelNode>,
+    timeout: Option<std::time::Duration>,
+) -> bool {
     use std::time::Instant;
 
     struct Unpark(std::thread::Thread);

@@ -244,7 +244,10 @@ mod tests {
     #[test]
     fn display_matches_go() {
         assert_eq!(Error::Canceled.to_string(), "context canceled");
-        assert_eq!(Error::DeadlineExceeded.to_string(), "context deadline exceeded");
+        assert_eq!(
+            Error::DeadlineExceeded.to_string(),
+            "context deadline exceeded"
+        );
     }
 
     #[test]
@@ -278,8 +281,14 @@ mod tests {
             }
         }
         let cause = Cause::new(Outer(std::io::Error::other("inner")));
-        assert_eq!(cause.source().map(|s| s.to_string()).as_deref(), Some("inner"));
+        assert_eq!(
+            cause.source().map(|s| s.to_string()).as_deref(),
+            Some("inner")
+        );
         let boxed: Box<dyn StdError + Send + Sync> = Box::new(Error::DeadlineExceeded);
-        assert_eq!(Cause::from(boxed).downcast_ref::<Error>(), Some(&Error::DeadlineExceeded));
+        assert_eq!(
+            Cause::from(boxed).downcast_ref::<Error>(),
+            Some(&Error::DeadlineExceeded)
+        );
     }
 }

@@ -80,6 +80,9 @@ mod sync;
 mod tree;
 mod value;
 
+#[cfg(test)]
+mod tests;
+
 pub use after_func::AfterFunc;
 pub use context::{AsContext, Context};
 pub use deadline::Instant;

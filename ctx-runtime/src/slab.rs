@@ -43,6 +43,7 @@ impl<T> Slab<T> {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.len
     }
@@ -57,13 +58,13 @@ impl<T> Slab<T> {
     /// Stores `value` and returns its index.
     pub(crate) fn insert(&mut self, value: T) -> usize {
         let index = self.next_free;
-        if let Some(slot) = self.slot_mut(index) {
-            if let Slot::Vacant { next_free } = *slot {
-                *slot = Slot::Occupied(value);
-                self.next_free = next_free;
-                self.len += 1;
-                return index;
-            }
+        if let Some(slot) = self.slot_mut(index)
+            && let Slot::Vacant { next_free } = *slot
+        {
+            *slot = Slot::Occupied(value);
+            self.next_free = next_free;
+            self.len += 1;
+            return index;
         }
         // The free list is empty: grow.
         self.rest.push(Slot::Occupied(value));
@@ -99,10 +100,12 @@ impl<T> Slab<T> {
     /// Empties the slab, returning its entries.
     pub(crate) fn take(&mut self) -> impl Iterator<Item = T> + use<T> {
         let Slab { head, rest, .. } = mem::take(self);
-        std::iter::once(head).chain(rest).filter_map(|slot| match slot {
-            Slot::Occupied(value) => Some(value),
-            Slot::Vacant { .. } => None,
-        })
+        std::iter::once(head)
+            .chain(rest)
+            .filter_map(|slot| match slot {
+                Slot::Occupied(value) => Some(value),
+                Slot::Vacant { .. } => None,
+            })
     }
 
     /// Bytes of heap this slab holds beyond its inline entry (for `Debug` and tests).

@@ -20,7 +20,9 @@ pub(crate) use std::sync::{Mutex, MutexGuard};
 /// No code of ours panics while holding a lock; a panic inside user code (a
 /// `Waker`'s drop, say) must not turn every later `cancel()` into a panic.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Runs `f` on a thread of its own (a loom thread under loom).

@@ -309,7 +309,12 @@ impl Taken {
                         if node.is_done() {
                             continue;
                         }
-                        work.push(CancelNode::finish(&mut inner, &node.state, err, cause.clone()));
+                        work.push(CancelNode::finish(
+                            &mut inner,
+                            &node.state,
+                            err,
+                            cause.clone(),
+                        ));
                     }
                     Child::AfterFunc(entry) => entry.fire(),
                 }

@@ -26,7 +26,10 @@ impl<V: ?Sized> ValueNode<V> {
     }
 }
 
-pub(crate) fn new<T: Send + Sync + 'static>(parent: &Context, value: T) -> std::sync::Arc<ErasedValue> {
+pub(crate) fn new<T: Send + Sync + 'static>(
+    parent: &Context,
+    value: T,
+) -> std::sync::Arc<ErasedValue> {
     std::sync::Arc::new(ValueNode {
         parent: parent.clone(),
         type_id: TypeId::of::<T>(),

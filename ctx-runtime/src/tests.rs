@@ -1,0 +1,204 @@
+//! Unit tests that need to see inside the tree: links, waiter lists, timers.
+//! Behaviour through the public API is tested in `tests/` at the workspace root.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context as TaskContext, Poll, Wake, Waker};
+use std::time::Duration;
+
+use crate::context::Repr;
+use crate::tree::CancelNode;
+use crate::{Context, Error};
+
+fn node(ctx: &Context) -> &Arc<CancelNode> {
+    match &ctx.repr {
+        Repr::Cancel(node) => node,
+        _ => panic!("not a cancel context: {ctx:?}"),
+    }
+}
+
+/// A waker that counts its wake-ups.
+#[derive(Default)]
+struct CountingWaker(AtomicUsize);
+
+impl Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn counting_waker() -> (Arc<CountingWaker>, Waker) {
+    let counter = Arc::new(CountingWaker::default());
+    let waker = Waker::from(Arc::clone(&counter));
+    (counter, waker)
+}
+
+#[test]
+fn a_cancelled_child_leaves_its_parent() {
+    let (parent, _p) = Context::background().with_cancel();
+    let (child, cancel) = parent.with_cancel();
+    let (_grandchild, _g) = child.with_cancel();
+    assert_eq!(node(&parent).child_count(), 1);
+    assert_eq!(node(&child).child_count(), 1);
+    cancel.cancel();
+    assert_eq!(node(&parent).child_count(), 0);
+    assert_eq!(
+        node(&child).child_count(),
+        0,
+        "the cancel took the grandchild out"
+    );
+}
+
+#[test]
+fn dropping_the_handle_and_every_clone_frees_the_child() {
+    let (parent, _p) = Context::background().with_cancel();
+    let (child, handle) = parent.with_cancel();
+    let clone = child.clone();
+    let weak = Arc::downgrade(node(&child));
+    drop(child);
+    assert_eq!(
+        node(&parent).child_count(),
+        1,
+        "the handle keeps it linked and live"
+    );
+    drop(handle);
+    assert_eq!(node(&parent).child_count(), 0);
+    assert_eq!(clone.err(), Some(Error::Canceled));
+    drop(clone);
+    assert!(weak.upgrade().is_none(), "nothing holds the child any more");
+}
+
+#[test]
+fn children_through_value_nodes_link_to_the_nearest_cancel_ancestor() {
+    let (parent, cancel) = Context::background().with_cancel();
+    let valued = parent.with_value(5u8).with_value("s");
+    let (child, _c) = valued.with_cancel();
+    assert_eq!(node(&parent).child_count(), 1);
+    cancel.cancel();
+    assert_eq!(child.err(), Some(Error::Canceled));
+    assert_eq!(child.value::<u8>(), Some(&5));
+}
+
+#[test]
+fn without_cancel_breaks_the_link() {
+    let (parent, cancel) = Context::background().with_cancel();
+    let (child, _c) = parent.without_cancel().with_cancel();
+    assert_eq!(node(&parent).child_count(), 0);
+    cancel.cancel();
+    assert_eq!(child.err(), None);
+}
+
+#[test]
+fn a_dropped_done_future_deregisters_its_waker() {
+    let (ctx, _cancel) = Context::background().with_cancel();
+    let (_, waker) = counting_waker();
+    let mut cx = TaskContext::from_waker(&waker);
+    for _ in 0..1000 {
+        let mut done = pin!(ctx.done());
+        assert!(done.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(node(&ctx).waiter_count(), 1);
+    }
+    assert_eq!(node(&ctx).waiter_count(), 0);
+}
+
+#[test]
+fn repolling_with_the_same_waker_does_not_register_twice() {
+    let (ctx, cancel) = Context::background().with_cancel();
+    let (count, waker) = counting_waker();
+    let mut cx = TaskContext::from_waker(&waker);
+    let mut done = pin!(ctx.done());
+    for _ in 0..10 {
+        assert!(done.as_mut().poll(&mut cx).is_pending());
+    }
+    assert_eq!(node(&ctx).waiter_count(), 1);
+    // A new waker replaces the old one in place.
+    let (other_count, other) = counting_waker();
+    assert!(
+        done.as_mut()
+            .poll(&mut TaskContext::from_waker(&other))
+            .is_pending()
+    );
+    assert_eq!(node(&ctx).waiter_count(), 1);
+    cancel.cancel();
+    assert_eq!(
+        count.0.load(Ordering::SeqCst),
+        0,
+        "the replaced waker is not woken"
+    );
+    assert_eq!(other_count.0.load(Ordering::SeqCst), 1);
+    assert_eq!(done.as_mut().poll(&mut cx), Poll::Ready(()));
+}
+
+#[test]
+fn cancel_wakes_each_registered_waiter_once() {
+    let (ctx, cancel) = Context::background().with_cancel();
+    let (count, waker) = counting_waker();
+    let mut cx = TaskContext::from_waker(&waker);
+    let mut futures: Vec<_> = (0..100).map(|_| Box::pin(ctx.done_owned())).collect();
+    for f in &mut futures {
+        assert!(f.as_mut().poll(&mut cx).is_pending());
+    }
+    cancel.cancel();
+    cancel.cancel();
+    assert_eq!(count.0.load(Ordering::SeqCst), 100);
+    assert!(
+        futures
+            .iter_mut()
+            .all(|f| f.as_mut().poll(&mut cx).is_ready())
+    );
+}
+
+#[test]
+fn a_timer_is_disarmed_by_an_early_cancel() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (ctx, cancel) = Context::background().with_timeout(Duration::from_secs(60));
+        let weak = Arc::downgrade(node(&ctx));
+        cancel.cancel();
+        drop(ctx);
+        drop(cancel);
+        assert!(
+            weak.upgrade().is_none(),
+            "the timer no longer holds the node"
+        );
+    });
+}
+
+#[test]
+fn a_deep_chain_cancels_and_drops_without_recursion() {
+    // Run on a small stack: recursion per level would overflow it.
+    std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(|| {
+            let (root, cancel) = Context::background().with_cancel();
+            let mut leaf = root.clone();
+            let mut handles = Vec::new();
+            for i in 0..20_000 {
+                let (child, handle) = if i % 3 == 0 {
+                    leaf.with_value(i).with_cancel()
+                } else {
+                    leaf.with_cancel()
+                };
+                leaf = child;
+                handles.push(handle);
+            }
+            assert!(format!("{leaf:?}").starts_with("Context::background().with_cancel()"));
+            cancel.cancel();
+            assert_eq!(leaf.err(), Some(Error::Canceled));
+            // Only the leaf now holds the chain: dropping it must not recurse.
+            drop(handles);
+            drop(root);
+            let weak = Arc::downgrade(node(&leaf));
+            drop(leaf);
+            assert!(weak.upgrade().is_none());
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
