@@ -1,0 +1,517 @@
+//! What `#[cancellable]` emits: the prologue of each function, the rewritten
+//! body, and, on any error, the errors plus the item as it was.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::parse::Parser;
+use syn::spanned::Spanned;
+use syn::visit_mut::{self, VisitMut};
+use syn::{Attribute, Block, Expr, ImplItem, Item, ItemFn, ItemImpl, ItemTrait, Signature, Stmt, TraitItem, TraitItemFn, Type};
+
+use crate::Errors;
+use crate::attr::{self, Options, Timeout};
+use crate::rewrite;
+use crate::sig::{self, Checked, Scope, Shape};
+
+/// `#[cancellable(attr)] item`, on `proc_macro2` streams.
+pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let options = match attr::parse(attr) {
+        Ok(options) => options,
+        Err(err) => {
+            errors.push(err);
+            Options::default()
+        }
+    };
+    let parsed = match syn::parse2::<Item>(item.clone()) {
+        Ok(parsed) => parsed,
+        // Keep the item (and so IDE completion) with the reason.
+        Err(err) => return with_original(err.to_compile_error(), item),
+    };
+    match parsed {
+        Item::Fn(function) => expand_fn(&options, errors, function, item),
+        Item::Impl(block) => expand_impl(&options, errors, block, item),
+        Item::Trait(block) => expand_trait(&options, errors, block, item),
+        // A method declaration without a body (in a trait) is not an `Item`.
+        Item::Verbatim(tokens) => match syn::parse2::<TraitItemFn>(tokens) {
+            Ok(declaration) => expand_declaration(&options, errors, &declaration, item),
+            Err(_) => {
+                errors.push(syn::Error::new_spanned(&item, not_a_fn("this item")));
+                with_original(errors.into_compile_errors(), item)
+            }
+        },
+        other => {
+            errors.push(unsupported(&other));
+            with_original(errors.into_compile_errors(), item)
+        }
+    }
+}
+
+fn with_original(errors: TokenStream, original: TokenStream) -> TokenStream {
+    let mut out = errors;
+    out.extend(original);
+    out
+}
+
+fn not_a_fn(what: &str) -> String {
+    format!(
+        "`#[cancellable]` cannot be used on {what}: it goes on an `async fn` that takes `ctx: &Context` \
+         first (or on a fn, an impl block or a trait)"
+    )
+}
+
+/// The error for an item `#[cancellable]` does not apply to, at its keyword and name.
+fn unsupported(item: &Item) -> syn::Error {
+    let (what, tokens) = match item {
+        Item::Struct(s) => ("a struct", keyword_and_name(&s.struct_token, &s.ident)),
+        Item::Enum(e) => ("an enum", keyword_and_name(&e.enum_token, &e.ident)),
+        Item::Union(u) => ("a union", keyword_and_name(&u.union_token, &u.ident)),
+        Item::Const(c) => ("a const", keyword_and_name(&c.const_token, &c.ident)),
+        Item::Static(s) => ("a static", keyword_and_name(&s.static_token, &s.ident)),
+        Item::Type(t) => ("a type alias", keyword_and_name(&t.type_token, &t.ident)),
+        Item::Mod(m) => ("a module", keyword_and_name(&m.mod_token, &m.ident)),
+        Item::Use(u) => ("a `use` declaration", u.to_token_stream()),
+        Item::Macro(m) => ("a macro invocation", m.mac.path.to_token_stream()),
+        other => ("this item", other.to_token_stream()),
+    };
+    syn::Error::new_spanned(tokens, not_a_fn(what))
+}
+
+fn keyword_and_name(keyword: &impl ToTokens, name: &syn::Ident) -> TokenStream {
+    let mut tokens = keyword.to_token_stream();
+    name.to_tokens(&mut tokens);
+    tokens
+}
+
+fn async_trait_error() -> syn::Error {
+    syn::Error::new(
+        Span::call_site(),
+        "`#[cancellable]` ran after `#[async_trait]`, which has already turned the `async fn`s into fns \
+         returning `Pin<Box<dyn Future>>`: put `#[cancellable]` on the impl block or trait, above \
+         `#[async_trait]` (attributes run from the top down), and use `#[cancellable(...)]` on a method \
+         only for its options",
+    )
+}
+
+/// Options that make no sense on a single fn.
+fn fn_options(options: &Options, errors: &mut Errors) {
+    if let Some(skip) = options.skip {
+        errors.push(syn::Error::new(
+            skip,
+            "`skip` is for a method inside a `#[cancellable]` impl block or trait; on a fn, remove \
+             `#[cancellable]` instead",
+        ));
+    }
+}
+
+/// `#[cancellable]` on a single fn.
+fn expand_fn(options: &Options, mut errors: Errors, mut function: ItemFn, original: TokenStream) -> TokenStream {
+    fn_options(options, &mut errors);
+    for again in function.attrs.iter().filter(|a| attr::is_cancellable(a)) {
+        errors.push(syn::Error::new_spanned(
+            again,
+            "`#[cancellable]` is applied twice to this fn: remove one (options go in one attribute, \
+             e.g. `#[cancellable(timeout = \"1s\")]`)",
+        ));
+    }
+    if sig::rewritten_by_async_trait(&function.sig) {
+        errors.push(async_trait_error());
+    } else {
+        transform(options, &mut function.sig, &mut function.block, Scope::Fn, &mut errors);
+    }
+    match errors.finish() {
+        Ok(()) => function.into_token_stream(),
+        Err(err) => with_original(err.into_compile_error(), original),
+    }
+}
+
+/// `#[cancellable]` on a method declaration without a body: the signature
+/// check only, as there is nothing to rewrite.
+fn expand_declaration(
+    options: &Options,
+    mut errors: Errors,
+    declaration: &TraitItemFn,
+    original: TokenStream,
+) -> TokenStream {
+    fn_options(options, &mut errors);
+    if let Some(timeout) = options.timeout {
+        errors.push(syn::Error::new(
+            timeout.span,
+            "a method without a body has no awaits for a `timeout` to apply to: put the option on the \
+             methods that implement it",
+        ));
+    }
+    if sig::rewritten_by_async_trait(&declaration.sig) {
+        errors.push(async_trait_error());
+    } else {
+        sig::check(&declaration.sig, Scope::Fn, &mut errors);
+    }
+    match errors.finish() {
+        Ok(()) => original,
+        Err(err) => with_original(err.into_compile_error(), original),
+    }
+}
+
+/// What a method of a `#[cancellable]` block gets.
+enum Plan {
+    /// `#[cancellable(skip)]`, or a sync fn without `ctx`: left alone.
+    Leave,
+    /// A sync fn not marked `#[cancellable]` that mentions `ctx`: only the
+    /// position of `ctx` is checked.
+    CheckCtx,
+    /// Expanded with these options.
+    Expand(Options),
+}
+
+/// Removes the inner `#[cancellable(...)]` attributes of a method and decides
+/// what to do with it.
+fn plan(outer: &Options, attrs: &mut Vec<Attribute>, sig: &Signature, errors: &mut Errors) -> Plan {
+    let mut inner: Option<Options> = None;
+    let mut marked = false;
+    let mut kept = Vec::with_capacity(attrs.len());
+    for attribute in attrs.drain(..) {
+        if !attr::is_cancellable(&attribute) {
+            kept.push(attribute);
+            continue;
+        }
+        if marked {
+            errors.push(syn::Error::new_spanned(
+                &attribute,
+                "`#[cancellable]` is given twice on this method: merge the options into one attribute",
+            ));
+            continue;
+        }
+        marked = true;
+        match attr::parse_attribute(&attribute) {
+            Ok(options) => inner = Some(options),
+            Err(err) => errors.push(err),
+        }
+    }
+    *attrs = kept;
+    let options = inner.unwrap_or_default().or(outer);
+    if options.skip.is_some() {
+        return Plan::Leave;
+    }
+    match sig::shape(sig) {
+        Shape::Async | Shape::ImplFuture => Plan::Expand(options),
+        Shape::Sync if marked => Plan::Expand(options),
+        Shape::Sync if sig::mentions_ctx(sig) => Plan::CheckCtx,
+        Shape::Sync => Plan::Leave,
+    }
+}
+
+fn block_options(options: &Options, errors: &mut Errors) {
+    if let Some(skip) = options.skip {
+        errors.push(syn::Error::new(
+            skip,
+            "`skip` goes on a method inside a `#[cancellable]` impl block or trait, not on the block itself",
+        ));
+    }
+}
+
+/// `#[cancellable]` on an impl block: each async method.
+fn expand_impl(options: &Options, mut errors: Errors, mut block: ItemImpl, original: TokenStream) -> TokenStream {
+    block_options(options, &mut errors);
+    let mut plans = Vec::new();
+    for item in &mut block.items {
+        if let ImplItem::Fn(method) = item {
+            if sig::rewritten_by_async_trait(&method.sig) {
+                errors.push(async_trait_error());
+                return with_original(errors.into_compile_errors(), original);
+            }
+            plans.push(plan(options, &mut method.attrs, &method.sig, &mut errors));
+        }
+    }
+    // The item as written, minus our inner attributes, for the error case.
+    let stripped = block.clone();
+    let methods = block.items.iter_mut().filter_map(|item| match item {
+        ImplItem::Fn(method) => Some(method),
+        _ => None,
+    });
+    for (method, plan) in methods.zip(plans) {
+        match plan {
+            Plan::Leave => {}
+            Plan::CheckCtx => sig::check_ctx_only(&method.sig, &mut errors),
+            Plan::Expand(options) => transform(&options, &mut method.sig, &mut method.block, Scope::Block, &mut errors),
+        }
+    }
+    match errors.finish() {
+        Ok(()) => block.into_token_stream(),
+        Err(err) => with_original(err.into_compile_error(), stripped.into_token_stream()),
+    }
+}
+
+/// `#[cancellable]` on a trait: each async method with a default body; the
+/// signatures of those without are checked.
+fn expand_trait(options: &Options, mut errors: Errors, mut block: ItemTrait, original: TokenStream) -> TokenStream {
+    block_options(options, &mut errors);
+    let mut plans = Vec::new();
+    for item in &mut block.items {
+        if let TraitItem::Fn(method) = item {
+            if sig::rewritten_by_async_trait(&method.sig) {
+                errors.push(async_trait_error());
+                return with_original(errors.into_compile_errors(), original);
+            }
+            plans.push(plan(options, &mut method.attrs, &method.sig, &mut errors));
+        }
+    }
+    let stripped = block.clone();
+    let methods = block.items.iter_mut().filter_map(|item| match item {
+        TraitItem::Fn(method) => Some(method),
+        _ => None,
+    });
+    for (method, plan) in methods.zip(plans) {
+        match (plan, &mut method.default) {
+            (Plan::Leave, _) => {}
+            (Plan::CheckCtx, _) => sig::check_ctx_only(&method.sig, &mut errors),
+            (Plan::Expand(_), None) => {
+                sig::check(&method.sig, Scope::Block, &mut errors);
+            }
+            (Plan::Expand(options), Some(body)) => {
+                transform(&options, &mut method.sig, body, Scope::Block, &mut errors);
+            }
+        }
+    }
+    match errors.finish() {
+        Ok(()) => block.into_token_stream(),
+        Err(err) => with_original(err.into_compile_error(), stripped.into_token_stream()),
+    }
+}
+
+/// Checks one function and rewrites its body in place.
+fn transform(options: &Options, sig: &mut Signature, body: &mut Block, scope: Scope, errors: &mut Errors) {
+    let Some(checked) = sig::check(sig, scope, errors) else {
+        return;
+    };
+    let names = Names::new(&checked, options.timeout);
+    if options.timeout.is_some() {
+        // The body sees the child through a shadowing `let`, which takes
+        // over the `mut` of the parameter.
+        sig::strip_ctx_mut(sig);
+    }
+    let result = match checked.shape {
+        Shape::Async => {
+            let awaits = rewrite::rewrite_block(body);
+            prepend(body, names.async_prologue(awaits))
+        }
+        Shape::Sync => prepend(body, names.sync_prologue()),
+        Shape::ImplFuture => impl_future(&names, body),
+    };
+    if let Err(err) = result {
+        errors.push(err);
+    }
+}
+
+fn prepend(body: &mut Block, prologue: TokenStream) -> syn::Result<()> {
+    let mut stmts = Block::parse_within.parse2(prologue)?;
+    stmts.append(&mut body.stmts);
+    body.stmts = stmts;
+    Ok(())
+}
+
+/// `fn f(ctx) -> impl Future<Output = R> { ...; async move { ... } }`: the
+/// watch is made at the call and moved into the tail `async` block, which is
+/// rewritten like the body of an `async fn`.
+fn impl_future(names: &Names<'_>, body: &mut Block) -> syn::Result<()> {
+    let tail = match body.stmts.last_mut() {
+        Some(Stmt::Expr(Expr::Async(tail), None)) => tail,
+        other => {
+            let message = "a `#[cancellable]` fn returning `impl Future` must end in an `async` block \
+                           (`async move { ... }`), whose awaits it rewrites; or make it an `async fn`";
+            return Err(match other {
+                Some(stmt) => syn::Error::new_spanned(stmt, message),
+                None => syn::Error::new(body.brace_token.span.join(), message),
+            });
+        }
+    };
+    let awaits = rewrite::rewrite_block(&mut tail.block);
+    prepend(&mut tail.block, names.future_prologue(awaits))?;
+    prepend(body, names.call_prologue())
+}
+
+/// The tokens every prologue is made of.
+struct Names<'a> {
+    checked: &'a Checked,
+    timeout: Option<Timeout>,
+    mixed: Span,
+}
+
+impl<'a> Names<'a> {
+    fn new(checked: &'a Checked, timeout: Option<Timeout>) -> Self {
+        Names {
+            checked,
+            timeout,
+            mixed: Span::mixed_site(),
+        }
+    }
+
+    fn ident(&self, name: &str) -> syn::Ident {
+        syn::Ident::new(name, self.mixed)
+    }
+
+    /// `let __ctx_exit = exit_fn::<R>();`, spanned at the return type so that
+    /// a return type that cannot carry a cancellation is reported there.
+    fn exit_fn(&self) -> TokenStream {
+        let exit = rewrite::exit_ident();
+        let ret = &self.checked.ret;
+        let at = self.mixed.located_at(ret.span());
+        let ret = infer_impl_trait(ret.clone());
+        quote_spanned! {at=>
+            let #exit = ::ctx_runtime::__private::exit_fn::<#ret>();
+        }
+    }
+
+    /// `as_context(&ctx)`, spanned at the type of `ctx` so that a type that is
+    /// not a context is reported there.
+    fn as_context(&self) -> TokenStream {
+        let ty = &self.checked.ctx.ty;
+        let at = self.checked.ctx.ident.span().located_at(ty.span());
+        let ctx = syn::Ident::new("ctx", at);
+        quote_spanned! {at=>
+            ::ctx_runtime::__private::as_context(&#ctx)
+        }
+    }
+
+    /// With a timeout: `let (__ctx_child, __ctx_guard) = ...;`.
+    fn derive_child(&self) -> TokenStream {
+        let Some(timeout) = self.timeout else {
+            return TokenStream::new();
+        };
+        let (child, guard) = (self.ident("__ctx_child"), self.ident("__ctx_guard"));
+        let (secs, nanos) = (timeout.secs, timeout.nanos);
+        let at = self.mixed.located_at(timeout.span);
+        let parent = self.as_context();
+        quote_spanned! {at=>
+            let (#child, #guard) = ::ctx_runtime::__private::Context::with_timeout(
+                #parent,
+                ::ctx_runtime::__private::Duration::new(#secs, #nanos),
+            );
+        }
+    }
+
+    /// The `&Context` to watch: the parameter's, or the child.
+    fn watched(&self) -> TokenStream {
+        match self.timeout {
+            Some(_) => {
+                let child = self.ident("__ctx_child");
+                quote!(&#child)
+            }
+            None => self.as_context(),
+        }
+    }
+
+    /// With a timeout: `let ctx = &__ctx_child;` (or by value), so that the
+    /// body passes the child on.
+    fn shadow_ctx(&self) -> TokenStream {
+        if self.timeout.is_none() {
+            return TokenStream::new();
+        }
+        let child = self.ident("__ctx_child");
+        let ctx = &self.checked.ctx.ident;
+        let mutability = &self.checked.ctx.mutability;
+        if self.checked.ctx.by_ref {
+            quote!(let #mutability #ctx = &#child;)
+        } else {
+            quote!(let #mutability #ctx = #child;)
+        }
+    }
+
+    fn early_return(&self, check: TokenStream) -> TokenStream {
+        let (exit, err) = (rewrite::exit_ident(), self.ident("__ctx_err"));
+        quote_spanned! {self.mixed=>
+            if let ::core::result::Result::Err(#err) = #check {
+                return #exit(#err);
+            }
+        }
+    }
+
+    /// The start of an `async fn` with `awaits` rewritten awaits.
+    fn async_prologue(&self, awaits: usize) -> TokenStream {
+        if awaits == 0 {
+            return self.sync_prologue();
+        }
+        let watch = rewrite::watch_ident();
+        let exit_fn = self.exit_fn();
+        let child = self.derive_child();
+        let watched = self.watched();
+        let shadow = self.shadow_ctx();
+        let check = self.early_return(quote!(#watch.check()));
+        quote_spanned! {self.mixed=>
+            #exit_fn
+            #child
+            let mut #watch = ::ctx_runtime::__private::Watch::new(#watched);
+            #shadow
+            #check
+        }
+    }
+
+    /// The start of a sync fn, or of an `async fn` without awaits: a check.
+    fn sync_prologue(&self) -> TokenStream {
+        let exit_fn = self.exit_fn();
+        let child = self.derive_child();
+        let watched = self.watched();
+        let check = self.early_return(quote!(::ctx_runtime::__private::Context::check(#watched)));
+        let shadow = self.shadow_ctx();
+        quote! {
+            #exit_fn
+            #child
+            #check
+            #shadow
+        }
+    }
+
+    /// The start of a `-> impl Future` fn: the child and the watch, made at
+    /// the call, own no borrow and move into the returned future.
+    fn call_prologue(&self) -> TokenStream {
+        let watch = rewrite::watch_ident();
+        let child = self.derive_child();
+        let watched = self.watched();
+        quote_spanned! {self.mixed=>
+            #child
+            let #watch = ::ctx_runtime::__private::Watch::new(#watched);
+        }
+    }
+
+    /// The start of the `async` block a `-> impl Future` fn returns.
+    fn future_prologue(&self, awaits: usize) -> TokenStream {
+        let watch = rewrite::watch_ident();
+        let exit_fn = self.exit_fn();
+        let mutability = (awaits > 0).then(|| quote!(mut));
+        // Moving them in by value makes even a non-`move` block own them.
+        let keep = self.timeout.map(|_| {
+            let (child, guard) = (self.ident("__ctx_child"), self.ident("__ctx_guard"));
+            quote!(let #child = #child; let #guard = #guard;)
+        });
+        let shadow = self.shadow_ctx();
+        let check = self.early_return(quote!(#watch.check()));
+        quote_spanned! {self.mixed=>
+            #exit_fn
+            let #mutability #watch = #watch;
+            #keep
+            #shadow
+            #check
+        }
+    }
+}
+
+/// `Result<impl Display, E>` -> `Result<_, E>`: the turbofish of `exit_fn`
+/// cannot name an opaque type, and inference finds it.
+fn infer_impl_trait(mut ty: Type) -> Type {
+    struct Infer;
+    impl VisitMut for Infer {
+        fn visit_type_mut(&mut self, ty: &mut Type) {
+            if let Type::ImplTrait(imp) = ty {
+                let underscore = syn::Token![_](imp.impl_token.span);
+                *ty = Type::Infer(syn::TypeInfer {
+                    attrs: Vec::new(),
+                    underscore_token: underscore,
+                });
+            } else {
+                visit_mut::visit_type_mut(self, ty);
+            }
+        }
+    }
+    Infer.visit_type_mut(&mut ty);
+    ty
+}
+

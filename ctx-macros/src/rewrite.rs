@@ -1,0 +1,322 @@
+//! The `.await` rewriter: every `.await` of a function's own body becomes a
+//! race against the function's `Watch`.
+//!
+//! ```text
+//! <expr>.await
+//! ```
+//! becomes
+//! ```text
+//! match <expr> {
+//!     __ctx_fut => match ::ctx_runtime::__private::race(&mut __ctx_watch, __ctx_fut).await {
+//!         ::core::result::Result::Ok(__ctx_value) => __ctx_value,
+//!         ::core::result::Result::Err(__ctx_err) => return __ctx_exit(__ctx_err),
+//!     },
+//! }
+//! ```
+//! The outer `match` keeps the temporaries of `<expr>` alive until the await
+//! completes, as rustc's own desugaring of `.await` does, and ends the
+//! mutable borrow of the watch of an inner `.await` (in `<expr>`) before the
+//! outer one starts.
+//!
+//! The visit is bottom-up and does not enter closures, `async` blocks or
+//! nested items (an early `return` there would leave the wrong function), nor
+//! macros other than those whose input is a list of expressions.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, quote_spanned};
+use syn::punctuated::Punctuated;
+use syn::visit_mut::{self, VisitMut};
+use syn::{Block, Expr, ExprAsync, ExprAwait, ExprClosure, Ident, Item, Macro, MacroDelimiter, Token};
+
+/// Macros whose input is not a list of expressions, or whose expressions are
+/// not evaluated in the function's own control flow: left alone, even with
+/// parentheses.
+const OPAQUE_MACROS: [&str; 7] = [
+    "select",
+    "select_biased",
+    "join",
+    "try_join",
+    "pin",
+    "stream",
+    "try_stream",
+];
+
+/// The name of the watch every rewritten await races against.
+pub(crate) fn watch_ident() -> Ident {
+    Ident::new("__ctx_watch", Span::mixed_site())
+}
+
+/// The name of the `fn(Error) -> R` that builds the early return value.
+pub(crate) fn exit_ident() -> Ident {
+    Ident::new("__ctx_exit", Span::mixed_site())
+}
+
+/// Rewrites the awaits of `block` (the body of an `async fn`, or the `async`
+/// block a `-> impl Future` fn returns). Returns how many it rewrote.
+pub(crate) fn rewrite_block(block: &mut Block) -> usize {
+    let mut rewriter = Rewriter { awaits: 0 };
+    rewriter.visit_block_mut(block);
+    rewriter.awaits
+}
+
+struct Rewriter {
+    awaits: usize,
+}
+
+impl VisitMut for Rewriter {
+    fn visit_expr_mut(&mut self, expr: &mut Expr) {
+        // Children first, so that `a.await.await` rewrites the inner await
+        // inside the scrutinee of the outer one.
+        visit_mut::visit_expr_mut(self, expr);
+        if matches!(expr, Expr::Await(_))
+            && let Expr::Await(await_expr) = std::mem::replace(expr, Expr::PLACEHOLDER)
+        {
+            *expr = race(await_expr);
+            self.awaits += 1;
+        }
+    }
+
+    // An early return from these would leave the closure or block, not the
+    // function: not rewritten. (`ctx.run(fut).await?` is the tool there.)
+    fn visit_expr_closure_mut(&mut self, _: &mut ExprClosure) {}
+
+    fn visit_expr_async_mut(&mut self, _: &mut ExprAsync) {}
+
+    fn visit_item_mut(&mut self, _: &mut Item) {}
+
+    fn visit_macro_mut(&mut self, mac: &mut Macro) {
+        if matches!(mac.delimiter, MacroDelimiter::Brace(_)) {
+            return;
+        }
+        let opaque = mac
+            .path
+            .segments
+            .last()
+            .is_none_or(|segment| OPAQUE_MACROS.iter().any(|name| segment.ident == name));
+        if opaque {
+            return;
+        }
+        let Ok(mut args) = mac.parse_body_with(Punctuated::<Expr, Token![,]>::parse_terminated) else {
+            return;
+        };
+        let before = self.awaits;
+        for arg in args.iter_mut() {
+            self.visit_expr_mut(arg);
+        }
+        if self.awaits != before {
+            mac.tokens = args.into_token_stream();
+        }
+    }
+}
+
+/// `<base>.await` raced against the watch.
+fn race(await_expr: ExprAwait) -> Expr {
+    let at = Span::mixed_site().located_at(await_expr.await_token.span);
+    let base = Ident::new("__ctx_base", at);
+    let fut = Ident::new("__ctx_fut", at);
+    let value = Ident::new("__ctx_value", at);
+    let err = Ident::new("__ctx_err", at);
+    let watch = Ident::new("__ctx_watch", at);
+    let exit = Ident::new("__ctx_exit", at);
+    let template: TokenStream = quote_spanned! {at=>
+        match #base {
+            #fut => match ::ctx_runtime::__private::race(&mut #watch, #fut).await {
+                ::core::result::Result::Ok(#value) => #value,
+                ::core::result::Result::Err(#err) => return #exit(#err),
+            },
+        }
+    };
+    match syn::parse2::<syn::ExprMatch>(template) {
+        Ok(mut matched) => {
+            // The user's expression goes in as a syntax tree, so that it is
+            // printed with the parentheses it needs (a struct literal, say).
+            matched.expr = await_expr.base;
+            matched.attrs = await_expr.attrs;
+            Expr::Match(matched)
+        }
+        // The template is fixed: this is unreachable, but never panic.
+        Err(err) => Expr::Verbatim(err.to_compile_error()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::quote;
+
+    /// Rewrites the body of `input` and compares it to `expected`, both
+    /// printed from syntax trees.
+    #[track_caller]
+    fn assert_rewrites(input: TokenStream, expected: TokenStream, awaits: usize) {
+        let mut block: Block = syn::parse2(input).expect("a block");
+        assert_eq!(rewrite_block(&mut block), awaits, "number of awaits rewritten");
+        let expected: Block = syn::parse2(expected).expect("the expected block");
+        assert_eq!(
+            block.into_token_stream().to_string(),
+            expected.into_token_stream().to_string()
+        );
+    }
+
+    /// What one rewritten `.await` of `$base` looks like.
+    macro_rules! raced {
+        ($($base:tt)*) => {
+            quote! {
+                match $($base)* {
+                    __ctx_fut => match ::ctx_runtime::__private::race(&mut __ctx_watch, __ctx_fut).await {
+                        ::core::result::Result::Ok(__ctx_value) => __ctx_value,
+                        ::core::result::Result::Err(__ctx_err) => return __ctx_exit(__ctx_err),
+                    },
+                }
+            }
+        };
+    }
+
+    #[test]
+    fn one_await() {
+        let raced = raced!(fetch(url));
+        assert_rewrites(quote!({ let x = fetch(url).await; }), quote!({ let x = #raced; }), 1);
+    }
+
+    #[test]
+    fn await_of_await() {
+        let inner = raced!(a);
+        let outer = raced!(#inner);
+        assert_rewrites(quote!({ a.await.await }), quote!({ #outer }), 2);
+    }
+
+    #[test]
+    fn await_try_method_await_try() {
+        let first = raced!(f());
+        let second = raced!(#first?.g());
+        assert_rewrites(quote!({ f().await?.g().await? }), quote!({ #second? }), 2);
+    }
+
+    #[test]
+    fn match_scrutinee_and_guard() {
+        let scrutinee = raced!(next());
+        let guard = raced!(ok(n));
+        let arm = raced!(handle(n));
+        assert_rewrites(
+            quote!({
+                match next().await {
+                    Some(n) if ok(n).await => handle(n).await,
+                    _ => 0,
+                }
+            }),
+            quote!({
+                match #scrutinee {
+                    Some(n) if #guard => #arm,
+                    _ => 0,
+                }
+            }),
+            3,
+        );
+    }
+
+    #[test]
+    fn let_else_and_let_chains() {
+        let init = raced!(read());
+        let diverge = raced!(log());
+        let chain = raced!(more());
+        assert_rewrites(
+            quote!({
+                let Some(x) = read().await else { log().await; return Ok(()); };
+                if let Some(y) = x && more().await { }
+            }),
+            quote!({
+                let Some(x) = (#init) else { #diverge; return Ok(()); };
+                if let Some(y) = x && #chain { }
+            }),
+            3,
+        );
+    }
+
+    #[test]
+    fn labeled_loops_and_blocks_with_break_value() {
+        let in_loop = raced!(rx.recv());
+        let in_block = raced!(probe());
+        assert_rewrites(
+            quote!({
+                let n = 'outer: loop {
+                    while let Some(v) = rx.recv().await {
+                        if v > 3 { break 'outer v; }
+                    }
+                };
+                let m = 'b: { break 'b probe().await; };
+            }),
+            quote!({
+                let n = 'outer: loop {
+                    while let Some(v) = #in_loop {
+                        if v > 3 { break 'outer v; }
+                    }
+                };
+                let m = 'b: { break 'b #in_block; };
+            }),
+            2,
+        );
+    }
+
+    #[test]
+    fn closures_async_blocks_and_items_are_left_alone() {
+        let body = quote!({
+            let c = |x| async move { x.await };
+            let d = async { slow().await };
+            let e = async || slow().await;
+            fn nested() -> impl Future<Output = ()> { async { slow().await } }
+            impl Foo { async fn bar(&self) { slow().await } }
+        });
+        assert_rewrites(body.clone(), body, 0);
+    }
+
+    #[test]
+    fn expression_macros_are_rewritten() {
+        let a = raced!(a());
+        let b = raced!(b());
+        let c = raced!(c());
+        let d = raced!(d());
+        assert_rewrites(
+            quote!({
+                assert_eq!(a().await, 1, "a");
+                println!("{} {x}", b().await, x = c().await);
+                let v = vec![d().await];
+            }),
+            quote!({
+                assert_eq!(#a, 1, "a");
+                println!("{} {x}", #b, x = #c);
+                let v = vec![#d];
+            }),
+            4,
+        );
+    }
+
+    #[test]
+    fn opaque_macros_are_left_alone() {
+        let body = quote!({
+            tokio::select! { v = rx.recv() => v, _ = ctx.done() => None };
+            tokio::join!(a(), b().await);
+            let f = std::pin::pin!(c().await);
+            my_dsl! { d().await };
+            vec![e().await; 3];
+            matches!(f().await, Some(x) if x > 1);
+        });
+        assert_rewrites(body.clone(), body, 0);
+    }
+
+    #[test]
+    fn unchanged_macros_keep_their_tokens() {
+        // Not re-printed when nothing changed (the tokens are kept verbatim).
+        let mut block: Block = syn::parse2(quote!({ println!("{}",   x); })).unwrap();
+        assert_eq!(rewrite_block(&mut block), 0);
+        assert!(block.into_token_stream().to_string().contains("println ! (\"{}\" , x)"));
+    }
+
+    #[test]
+    fn struct_literal_scrutinee_gets_parentheses() {
+        let mut block: Block = syn::parse2(quote!({ Fut { inner }.await })).unwrap();
+        assert_eq!(rewrite_block(&mut block), 1);
+        let printed = block.into_token_stream().to_string();
+        assert!(printed.starts_with("{ match (Fut { inner }) {"), "{printed}");
+        // And it parses back.
+        syn::parse_str::<Block>(&printed).unwrap();
+    }
+}
