@@ -409,10 +409,12 @@ impl<'a> Names<'a> {
         let child = self.ident("__ctx_child");
         let ctx = &self.checked.ctx.ident;
         let mutability = &self.checked.ctx.mutability;
+        // The body may not use `ctx` (but the child must still be watched).
+        let allow = quote_spanned!(self.mixed=> #[allow(unused_variables, unused_mut)]);
         if self.checked.ctx.by_ref {
-            quote!(let #mutability #ctx = &#child;)
+            quote!(#allow let #mutability #ctx = &#child;)
         } else {
-            quote!(let #mutability #ctx = #child;)
+            quote!(#allow let #mutability #ctx = #child;)
         }
     }
 

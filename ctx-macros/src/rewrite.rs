@@ -24,6 +24,7 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote_spanned};
+use syn::spanned::Spanned;
 use syn::punctuated::Punctuated;
 use syn::visit_mut::{self, VisitMut};
 use syn::{Block, Expr, ExprAsync, ExprAwait, ExprClosure, Ident, Item, Macro, MacroDelimiter, Token};
@@ -130,6 +131,11 @@ fn race(await_expr: ExprAwait) -> Expr {
         Ok(mut matched) => {
             // The user's expression goes in as a syntax tree, so that it is
             // printed with the parentheses it needs (a struct literal, say).
+            // The `match` spans the user's `<expr>.await` with the user's
+            // hygiene, so that lints about the value (`unused_must_use`)
+            // point at the user's code, not at the attribute.
+            matched.match_token.span = await_expr.base.span();
+            matched.brace_token = syn::token::Brace(await_expr.await_token.span);
             matched.expr = await_expr.base;
             matched.attrs = await_expr.attrs;
             Expr::Match(matched)
