@@ -51,7 +51,7 @@ impl AfterFuncEntry {
 /// runtime if there is one, else a new thread. Never waits for it, so a slow
 /// or panicking callback cannot stall or break `cancel()`.
 fn run_detached(f: Callback) {
-    #[cfg(not(loom))]
+    #[cfg(not(ctx_loom))]
     if let Ok(handle) = tokio::runtime::Handle::try_current() {
         drop(handle.spawn_blocking(f));
         return;

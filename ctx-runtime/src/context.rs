@@ -552,7 +552,7 @@ impl Context {
     /// assert!(waiter.join().unwrap());
     /// assert!(!Context::background().wait_blocking(Some(Duration::from_millis(1))));
     /// ```
-    #[cfg(not(loom))]
+    #[cfg(not(ctx_loom))]
     pub fn wait_blocking(&self, timeout: Option<Duration>) -> bool {
         crate::done::wait_blocking(self.signal().map(|node| &**node), timeout)
     }

@@ -29,9 +29,9 @@ pub use tokio::time::Instant;
 
 /// An armed deadline; dropping it disarms it.
 pub(crate) enum Timer {
-    #[cfg(not(loom))]
+    #[cfg(not(ctx_loom))]
     Tokio(#[allow(dead_code)] std::pin::Pin<Box<tokio::time::Sleep>>),
-    #[cfg(not(loom))]
+    #[cfg(not(ctx_loom))]
     Thread(#[allow(dead_code)] thread_timer::Entry),
 }
 
@@ -41,7 +41,7 @@ pub(crate) fn arm(node: &Arc<CancelNode>, when: Instant) {
         node.expire();
         return;
     }
-    #[cfg(not(loom))]
+    #[cfg(not(ctx_loom))]
     {
         match arm_tokio(node, when) {
             Armed::Timer(timer) => node.set_timer(timer),
@@ -66,20 +66,20 @@ pub(crate) fn fired(node: &Arc<CancelNode>) {
     }
     // tokio wakes every timer when its runtime shuts down; the deadline has
     // not passed, so hand it to the timer thread rather than expire it early.
-    #[cfg(not(loom))]
+    #[cfg(not(ctx_loom))]
     if let Some(entry) = thread_timer::insert(node, when) {
         node.set_timer(Timer::Thread(entry));
     }
 }
 
-#[cfg(not(loom))]
+#[cfg(not(ctx_loom))]
 enum Armed {
     Timer(Timer),
     Fired,
     NoRuntime,
 }
 
-#[cfg(not(loom))]
+#[cfg(not(ctx_loom))]
 fn arm_tokio(node: &Arc<CancelNode>, when: Instant) -> Armed {
     use std::future::Future;
     use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -103,7 +103,7 @@ fn arm_tokio(node: &Arc<CancelNode>, when: Instant) -> Armed {
 }
 
 /// The process-wide timer thread, for deadlines made outside a tokio runtime.
-#[cfg(not(loom))]
+#[cfg(not(ctx_loom))]
 mod thread_timer {
     use std::collections::BTreeMap;
     use std::sync::atomic::{AtomicU64, Ordering};

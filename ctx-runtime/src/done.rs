@@ -281,7 +281,7 @@ pub async fn race<F: IntoFuture>(watch: &mut Watch, fut: F) -> Result<F::Output,
 }
 
 /// Blocks the current thread until `node` is done or `timeout` passes.
-#[cfg(not(loom))]
+#[cfg(not(ctx_loom))]
 pub(crate) fn wait_blocking(
     node: Option<&CancelNode>,
     timeout: Option<std::time::Duration>,

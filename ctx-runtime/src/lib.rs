@@ -80,8 +80,11 @@ mod sync;
 mod tree;
 mod value;
 
-#[cfg(test)]
+#[cfg(all(test, not(ctx_loom)))]
 mod tests;
+
+#[cfg(all(test, ctx_loom))]
+mod loom_models;
 
 pub use after_func::AfterFunc;
 pub use context::{AsContext, Context};

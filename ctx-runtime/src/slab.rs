@@ -152,8 +152,9 @@ mod tests {
     #[test]
     fn a_burst_is_given_back_when_the_slab_empties() {
         let mut slab = Slab::new();
-        let ids: Vec<_> = (0..10_000).map(|i| slab.insert(i)).collect();
-        assert!(slab.heap_capacity() >= 9_999);
+        let n = if cfg!(miri) { 200 } else { 10_000 };
+        let ids: Vec<_> = (0..n).map(|i| slab.insert(i)).collect();
+        assert!(slab.heap_capacity() >= n - 1);
         for id in ids.into_iter().rev() {
             assert!(slab.remove(id).is_some());
         }

@@ -200,6 +200,7 @@ impl CancelNode {
 
     /// Stores the armed timer, unless the node was cancelled meanwhile (then the
     /// timer is dropped, which disarms it).
+    #[cfg_attr(ctx_loom, allow(dead_code))]
     pub(crate) fn set_timer(&self, timer: Timer) {
         let mut inner = lock(&self.inner);
         if self.is_done() {

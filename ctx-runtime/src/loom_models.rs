@@ -1,0 +1,173 @@
+//! Loom models of the races the tree must survive. Run with `scripts/loom`
+//! (`RUSTFLAGS="--cfg ctx_loom" cargo test -p ctx-runtime --lib --release`).
+//!
+//! Each model explores every interleaving (up to `LOOM_MAX_PREEMPTIONS`) of
+//! the node locks and state atomics. A lost wake-up shows up as a deadlock of
+//! `block_on`, which loom reports; a broken invariant as a failed assertion.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Waker};
+
+use loom::future::block_on;
+use loom::sync::atomic::{AtomicBool, Ordering};
+use loom::thread;
+
+use crate::context::Repr;
+use crate::tree::CancelNode;
+use crate::{Context, Error};
+
+fn node(ctx: &Context) -> &Arc<CancelNode> {
+    match &ctx.repr {
+        Repr::Cancel(node) => node,
+        _ => unreachable!("a cancel context"),
+    }
+}
+
+fn cause_text(ctx: &Context) -> String {
+    ctx.cause().map(|c| c.to_string()).unwrap_or_default()
+}
+
+/// A child made while its parent is being cancelled is either cancelled by
+/// that cancel or born cancelled; never live under a cancelled parent, and
+/// never left in the parent's list.
+#[test]
+fn cancel_racing_child_creation() {
+    loom::model(|| {
+        let (parent, cancel) = Context::background().with_cancel();
+        let p = parent.clone();
+        let maker = thread::spawn(move || p.with_cancel());
+        cancel.cancel_with_cause("stop");
+        let (child, child_handle) = maker.join().unwrap();
+        assert_eq!(child.err(), Some(Error::Canceled));
+        assert_eq!(cause_text(&child), "stop");
+        drop(child_handle);
+        assert_eq!(node(&parent).child_count(), 0);
+    });
+}
+
+/// A task that registered before the cancel is woken; one that registers
+/// after sees the state. `block_on` deadlocks (and loom fails) otherwise.
+#[test]
+fn cancel_racing_done_registration() {
+    loom::model(|| {
+        let (ctx, cancel) = Context::background().with_cancel();
+        let c = ctx.clone();
+        let waiter = thread::spawn(move || block_on(c.done()));
+        cancel.cancel();
+        waiter.join().unwrap();
+        assert_eq!(node(&ctx).waiter_count(), 0);
+    });
+}
+
+/// A waiter that polls once and goes away, racing the cancel: the waiter list
+/// ends empty either way, and nothing is woken twice or after removal.
+#[test]
+fn cancel_racing_waiter_drop() {
+    loom::model(|| {
+        let (ctx, cancel) = Context::background().with_cancel();
+        let c = ctx.clone();
+        let waiter = thread::spawn(move || {
+            let mut done = pin!(c.done());
+            let first = done
+                .as_mut()
+                .poll(&mut TaskContext::from_waker(Waker::noop()));
+            drop(done);
+            first
+        });
+        cancel.cancel();
+        let _ = waiter.join().unwrap();
+        assert_eq!(node(&ctx).waiter_count(), 0);
+        assert!(ctx.is_done());
+    });
+}
+
+/// Parent and child cancelled at once with different causes: the first
+/// cancellation of each node wins, and every reader agrees afterwards.
+#[test]
+fn parent_and_child_cancelled_at_once() {
+    loom::model(|| {
+        let (parent, cancel_parent) = Context::background().with_cancel();
+        let (child, cancel_child) = parent.with_cancel();
+        let grandchild = child.with_value(1u8);
+        let t = thread::spawn(move || cancel_parent.cancel_with_cause("parent"));
+        cancel_child.cancel_with_cause("child");
+        t.join().unwrap();
+        assert_eq!(cause_text(&parent), "parent");
+        let seen = cause_text(&child);
+        assert!(seen == "parent" || seen == "child", "{seen}");
+        assert_eq!(cause_text(&grandchild), seen);
+        assert_eq!(child.err(), Some(Error::Canceled));
+        assert_eq!(node(&parent).child_count(), 0);
+    });
+}
+
+/// `stop()` racing the cancel: `f` runs if and only if `stop` returned false.
+#[test]
+fn after_func_stop_racing_cancel() {
+    loom::model(|| {
+        let (ctx, cancel) = Context::background().with_cancel();
+        let ran = Arc::new(AtomicBool::new(false));
+        let r = Arc::clone(&ran);
+        let after = ctx.after_func(move || r.store(true, Ordering::SeqCst));
+        let canceller = thread::spawn(move || cancel.cancel());
+        let stopped = after.stop();
+        canceller.join().unwrap();
+        assert_eq!(ran.load(Ordering::SeqCst), !stopped);
+        assert_eq!(node(&ctx).child_count(), 0);
+    });
+}
+
+/// The deadline firing while the handle cancels: one of them wins, and err
+/// and cause agree with the winner.
+#[test]
+fn deadline_firing_racing_manual_cancel() {
+    loom::model(|| {
+        let (ctx, cancel) = Context::background().with_cancel();
+        let (child, _c) = ctx.with_cancel();
+        let n = Arc::clone(node(&ctx));
+        let timer = thread::spawn(move || n.expire());
+        cancel.cancel();
+        let timer_won = timer.join().unwrap();
+        let expected = if timer_won {
+            Error::DeadlineExceeded
+        } else {
+            Error::Canceled
+        };
+        assert_eq!(ctx.err(), Some(expected));
+        assert_eq!(child.err(), Some(expected));
+        assert_eq!(
+            ctx.cause().unwrap().downcast_ref::<Error>(),
+            Some(&expected)
+        );
+    });
+}
+
+/// A child's handle dropped while the parent is cancelled: no deadlock, the
+/// child is cancelled, and the parent's list ends empty.
+#[test]
+fn handle_drop_racing_parent_cancel() {
+    loom::model(|| {
+        let (parent, cancel_parent) = Context::background().with_cancel();
+        let (child, child_handle) = parent.with_cancel();
+        let dropper = thread::spawn(move || drop(child_handle));
+        cancel_parent.cancel();
+        dropper.join().unwrap();
+        assert_eq!(child.err(), Some(Error::Canceled));
+        assert_eq!(node(&parent).child_count(), 0);
+    });
+}
+
+/// The race future of `#[cancellable]`: a pending await registered with the
+/// context is woken by a cancel from another thread.
+#[test]
+fn race_is_woken_by_cancel() {
+    loom::model(|| {
+        let (ctx, cancel) = Context::background().with_cancel();
+        let c = ctx.clone();
+        let waiter = thread::spawn(move || block_on(c.run(std::future::pending::<()>())));
+        cancel.cancel();
+        assert_eq!(waiter.join().unwrap(), Err(Error::Canceled));
+    });
+}
