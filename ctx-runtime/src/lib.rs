@@ -67,6 +67,20 @@
 //!   outside one.
 //! * No method panics on any input. A timeout too large to represent means
 //!   "no deadline"; a deadline in the past gives a context that is already done.
+//!
+//! # Tasks, services and features
+//!
+//! Always available: [`spawn`] (a task under a child context, aborted when
+//! its handle drops), [`Group`] (Go's `errgroup.WithContext`), [`TaskTracker`]
+//! (wait for everything at shutdown) and [`grpc_timeout`] (the gRPC deadline
+//! header). Off by default, so that the bare runtime compiles only tokio:
+//!
+//! | feature | gives |
+//! |---|---|
+//! | `tower` | `http::CtxLayer`: a `Context` per `http::Request`, cancelled when the client leaves, with a deadline from `grpc-timeout` / `x-request-timeout`; 504 or gRPC `DEADLINE_EXCEEDED` when it passes |
+//! | `axum` | `ctx: Context` and `ctx: Option<Context>` as axum extractors (implies `tower`) |
+//! | `tonic` | `ctx_runtime::tonic::request`: an outgoing gRPC request that carries the time left; the server side is `CtxLayer` (implies `tower`) |
+//! | `reqwest` | `send_ctx(&ctx)` on `reqwest::RequestBuilder`: the time left as timeout, dropped when `ctx` ends |
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 
@@ -80,6 +94,15 @@ mod sync;
 mod tree;
 mod value;
 
+pub mod grpc_timeout;
+#[cfg(feature = "tower")]
+pub mod http;
+#[cfg(feature = "reqwest")]
+pub mod reqwest;
+mod task;
+#[cfg(feature = "tonic")]
+pub mod tonic;
+
 #[cfg(all(test, not(ctx_loom)))]
 mod tests;
 
@@ -92,6 +115,7 @@ pub use deadline::Instant;
 pub use done::{Done, DoneOwned};
 pub use error::{Cause, Error};
 pub use tree::CancelHandle;
+pub use task::{Group, SpawnExt, TaskHandle, TaskTracker, TrackerToken, spawn};
 
 /// Makes every `.await` of an async fn a race against its first parameter,
 /// `ctx`, and checks the context-first convention at compile time.
