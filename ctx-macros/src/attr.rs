@@ -72,7 +72,10 @@ fn apply(options: &mut Options, meta: &Meta) -> syn::Result<()> {
         Ok(())
     } else if path.is_ident("skip") {
         if !matches!(meta, Meta::Path(_)) {
-            return Err(syn::Error::new_spanned(meta, "`skip` takes no value: write `#[cancellable(skip)]`"));
+            return Err(syn::Error::new_spanned(
+                meta,
+                "`skip` takes no value: write `#[cancellable(skip)]`",
+            ));
         }
         if options.skip.is_some() {
             return Err(syn::Error::new_spanned(path, "`skip` is given twice"));
@@ -80,9 +83,10 @@ fn apply(options: &mut Options, meta: &Meta) -> syn::Result<()> {
         options.skip = Some(path.span());
         Ok(())
     } else {
-        let name = path
-            .get_ident()
-            .map_or_else(|| quote::quote!(#path).to_string().replace(' ', ""), ToString::to_string);
+        let name = path.get_ident().map_or_else(
+            || quote::quote!(#path).to_string().replace(' ', ""),
+            ToString::to_string,
+        );
         Err(syn::Error::new_spanned(
             path,
             format_args!("unknown `#[cancellable]` option `{name}`: {VALID_KEYS}"),
@@ -93,10 +97,16 @@ fn apply(options: &mut Options, meta: &Meta) -> syn::Result<()> {
 fn parse_timeout(meta: &Meta) -> syn::Result<Timeout> {
     const USAGE: &str = "write the timeout as a string with a unit: `timeout = \"500ms\"`";
     let Meta::NameValue(nv) = meta else {
-        return Err(syn::Error::new_spanned(meta, format_args!("`timeout` needs a value: {USAGE}")));
+        return Err(syn::Error::new_spanned(
+            meta,
+            format_args!("`timeout` needs a value: {USAGE}"),
+        ));
     };
     let Expr::Lit(lit) = &nv.value else {
-        return Err(syn::Error::new_spanned(&nv.value, format_args!("expected a string literal: {USAGE}")));
+        return Err(syn::Error::new_spanned(
+            &nv.value,
+            format_args!("expected a string literal: {USAGE}"),
+        ));
     };
     match &lit.lit {
         Lit::Str(s) => {
@@ -148,7 +158,9 @@ pub(crate) fn parse_duration(text: &str) -> Result<(u64, u32), String> {
     let mut rest = text;
     let mut total: u128 = 0;
     while !rest.is_empty() {
-        let int_len = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let int_len = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let (int_digits, after_int) = rest.split_at(int_len);
         let (frac_digits, after_number) = match after_int.strip_prefix('.') {
             Some(after_dot) => {
@@ -174,7 +186,7 @@ pub(crate) fn parse_duration(text: &str) -> Result<(u64, u32), String> {
             return Err(format!("missing unit after `{number}`"));
         }
         let Some(&(_, unit_ns)) = UNITS.iter().find(|(name, _)| *name == unit_name) else {
-            return Err(format!("unknown unit `{unit_name}` after `{number}`"));
+            return Err(unknown_unit(number, unit_name));
         };
         let int: u128 = if int_digits.is_empty() {
             0
@@ -196,6 +208,29 @@ pub(crate) fn parse_duration(text: &str) -> Result<(u64, u32), String> {
     let secs = u64::try_from(total / 1_000_000_000).map_err(|_| TOO_LARGE.to_owned())?;
     let nanos = (total % 1_000_000_000) as u32;
     Ok((secs, nanos))
+}
+
+/// "unknown unit", with the short form when the unit is spelled out.
+fn unknown_unit(number: &str, unit: &str) -> String {
+    let short = match unit.trim().to_ascii_lowercase().as_str() {
+        "sec" | "secs" | "second" | "seconds" => Some("s"),
+        "min" | "mins" | "minute" | "minutes" => Some("m"),
+        "hr" | "hrs" | "hour" | "hours" => Some("h"),
+        "msec" | "msecs" | "millis" | "millisecond" | "milliseconds" => Some("ms"),
+        "usec" | "usecs" | "micros" | "microsecond" | "microseconds" => Some("us"),
+        "nsec" | "nsecs" | "nanos" | "nanosecond" | "nanoseconds" => Some("ns"),
+        _ => None,
+    };
+    match short {
+        Some(short) => format!(
+            "unknown unit `{}` after `{number}`: write `{number}{short}`",
+            unit.trim()
+        ),
+        None if unit.starts_with(char::is_whitespace) => {
+            format!("unexpected space after `{number}`: write the unit right after the number")
+        }
+        None => format!("unknown unit `{unit}` after `{number}`"),
+    }
 }
 
 /// True for `#[cancellable]`, `#[cancellable(...)]` and `#[ctx_runtime::cancellable]`.
@@ -235,7 +270,11 @@ mod tests {
         assert_eq!(parse_duration("7ns"), Ok((0, 7)));
         assert_eq!(parse_duration(".5s"), Ok((0, 500_000_000)));
         assert_eq!(parse_duration("0s"), Ok((0, 0)));
-        assert_eq!(parse_duration("1.0000000001s"), Ok((1, 0)), "below a nanosecond is truncated");
+        assert_eq!(
+            parse_duration("1.0000000001s"),
+            Ok((1, 0)),
+            "below a nanosecond is truncated"
+        );
         assert_eq!(
             parse_duration("0.1234567891234567891234s"),
             Ok((0, 123_456_789))
@@ -245,15 +284,43 @@ mod tests {
     #[test]
     fn bad_durations_say_why() {
         assert_eq!(parse_duration(""), Err("the duration is empty".to_owned()));
-        assert_eq!(parse_duration("500"), Err("missing unit after `500`".to_owned()));
-        assert_eq!(parse_duration("5 s"), Err("unknown unit ` s` after `5`".to_owned()));
-        assert_eq!(parse_duration("5sec"), Err("unknown unit `sec` after `5`".to_owned()));
-        assert_eq!(parse_duration("1d"), Err("unknown unit `d` after `1`".to_owned()));
-        assert_eq!(parse_duration("-1s"), Err("a timeout cannot be negative".to_owned()));
-        assert_eq!(parse_duration("ms"), Err("expected a number, found `m`".to_owned()));
+        assert_eq!(
+            parse_duration("500"),
+            Err("missing unit after `500`".to_owned())
+        );
+        assert_eq!(
+            parse_duration("5 s"),
+            Err("unexpected space after `5`: write the unit right after the number".to_owned())
+        );
+        assert_eq!(
+            parse_duration("5sec"),
+            Err("unknown unit `sec` after `5`: write `5s`".to_owned())
+        );
+        assert_eq!(
+            parse_duration("1.5 minutes"),
+            Err("unknown unit `minutes` after `1.5`: write `1.5m`".to_owned())
+        );
+        assert_eq!(
+            parse_duration("1d"),
+            Err("unknown unit `d` after `1`".to_owned())
+        );
+        assert_eq!(
+            parse_duration("-1s"),
+            Err("a timeout cannot be negative".to_owned())
+        );
+        assert_eq!(
+            parse_duration("ms"),
+            Err("expected a number, found `m`".to_owned())
+        );
         assert_eq!(parse_duration("1.s"), Ok((1, 0)));
-        assert_eq!(parse_duration("."), Err("expected a number, found `.`".to_owned()));
-        assert_eq!(parse_duration("1s."), Err("expected a number, found `.`".to_owned()));
+        assert_eq!(
+            parse_duration("."),
+            Err("expected a number, found `.`".to_owned())
+        );
+        assert_eq!(
+            parse_duration("1s."),
+            Err("expected a number, found `.`".to_owned())
+        );
         assert!(parse_duration("99999999999999999999999h").is_err());
         assert!(parse_duration("99999999999999999999999999999999999999999s").is_err());
         assert_eq!(parse_duration(&format!("{}s", u64::MAX)), Ok((u64::MAX, 0)));
@@ -263,7 +330,10 @@ mod tests {
     #[test]
     fn options() {
         let opts = parse(quote!(timeout = "1.5s")).unwrap();
-        assert_eq!(opts.timeout.map(|t| (t.secs, t.nanos)), Some((1, 500_000_000)));
+        assert_eq!(
+            opts.timeout.map(|t| (t.secs, t.nanos)),
+            Some((1, 500_000_000))
+        );
         assert!(opts.skip.is_none());
         assert!(parse(quote!(skip)).unwrap().skip.is_some());
         assert!(parse(quote!()).unwrap().timeout.is_none());

@@ -6,7 +6,10 @@ use quote::{ToTokens, quote, quote_spanned};
 use syn::parse::Parser;
 use syn::spanned::Spanned;
 use syn::visit_mut::{self, VisitMut};
-use syn::{Attribute, Block, Expr, ImplItem, Item, ItemFn, ItemImpl, ItemTrait, Signature, Stmt, TraitItem, TraitItemFn, Type};
+use syn::{
+    Attribute, Block, Expr, ImplItem, Item, ItemFn, ItemImpl, ItemTrait, Signature, Stmt,
+    TraitItem, TraitItemFn, Type,
+};
 
 use crate::Errors;
 use crate::attr::{self, Options, Timeout};
@@ -25,8 +28,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     };
     let parsed = match syn::parse2::<Item>(item.clone()) {
         Ok(parsed) => parsed,
-        // Keep the item (and so IDE completion) with the reason.
-        Err(err) => return with_original(err.to_compile_error(), item),
+        Err(err) => return unparsable(err, item),
     };
     match parsed {
         Item::Fn(function) => expand_fn(&options, errors, function, item),
@@ -47,9 +49,45 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
+/// The errors, then the item as it was: the rest of the crate (and IDE
+/// completion) keeps working, and no "cannot find function" errors follow.
+/// Its lints are silenced: "unused variable `ctx`, rename it `_ctx`" would
+/// be bad advice next to the errors.
 fn with_original(errors: TokenStream, original: TokenStream) -> TokenStream {
     let mut out = errors;
+    out.extend(quote!(#[allow(unused_variables)]));
     out.extend(original);
+    out
+}
+
+/// Not an item: on stable Rust that is a closure or a block, given to an
+/// attribute the compiler already rejects on expressions. Otherwise the
+/// item has a syntax error: kept as it was (so that the compiler reports it
+/// and an IDE can still complete in it) with the reason.
+fn unparsable(err: syn::Error, item: TokenStream) -> TokenStream {
+    if let Ok(expr) = syn::parse2::<Expr>(item.clone()) {
+        let what = match expr {
+            Expr::Closure(_) => "a closure",
+            Expr::Async(_) => "an async block",
+            _ => "an expression",
+        };
+        let error = syn::Error::new_spanned(
+            &item,
+            format_args!(
+                "`#[cancellable]` cannot be used on {what}: put the code in an `async fn` that takes \
+                 `ctx: &Context` first and mark that fn, or race the awaits by hand with `ctx.run(fut).await?`"
+            ),
+        )
+        .into_compile_error();
+        // One expression, so that it fits where the closure was.
+        return quote!({ #error; #item });
+    }
+    let error = syn::Error::new(
+        err.span(),
+        format_args!("`#[cancellable]` cannot parse this item ({err}); it is left as it is"),
+    );
+    let mut out = error.into_compile_error();
+    out.extend(item);
     out
 }
 
@@ -105,7 +143,12 @@ fn fn_options(options: &Options, errors: &mut Errors) {
 }
 
 /// `#[cancellable]` on a single fn.
-fn expand_fn(options: &Options, mut errors: Errors, mut function: ItemFn, original: TokenStream) -> TokenStream {
+fn expand_fn(
+    options: &Options,
+    mut errors: Errors,
+    mut function: ItemFn,
+    original: TokenStream,
+) -> TokenStream {
     fn_options(options, &mut errors);
     for again in function.attrs.iter().filter(|a| attr::is_cancellable(a)) {
         errors.push(syn::Error::new_spanned(
@@ -117,7 +160,13 @@ fn expand_fn(options: &Options, mut errors: Errors, mut function: ItemFn, origin
     if sig::rewritten_by_async_trait(&function.sig) {
         errors.push(async_trait_error());
     } else {
-        transform(options, &mut function.sig, &mut function.block, Scope::Fn, &mut errors);
+        transform(
+            options,
+            &mut function.sig,
+            &mut function.block,
+            Scope::Fn,
+            &mut errors,
+        );
     }
     match errors.finish() {
         Ok(()) => function.into_token_stream(),
@@ -210,7 +259,12 @@ fn block_options(options: &Options, errors: &mut Errors) {
 }
 
 /// `#[cancellable]` on an impl block: each async method.
-fn expand_impl(options: &Options, mut errors: Errors, mut block: ItemImpl, original: TokenStream) -> TokenStream {
+fn expand_impl(
+    options: &Options,
+    mut errors: Errors,
+    mut block: ItemImpl,
+    original: TokenStream,
+) -> TokenStream {
     block_options(options, &mut errors);
     let mut plans = Vec::new();
     for item in &mut block.items {
@@ -232,7 +286,13 @@ fn expand_impl(options: &Options, mut errors: Errors, mut block: ItemImpl, origi
         match plan {
             Plan::Leave => {}
             Plan::CheckCtx => sig::check_ctx_only(&method.sig, &mut errors),
-            Plan::Expand(options) => transform(&options, &mut method.sig, &mut method.block, Scope::Block, &mut errors),
+            Plan::Expand(options) => transform(
+                &options,
+                &mut method.sig,
+                &mut method.block,
+                Scope::Block,
+                &mut errors,
+            ),
         }
     }
     match errors.finish() {
@@ -243,7 +303,12 @@ fn expand_impl(options: &Options, mut errors: Errors, mut block: ItemImpl, origi
 
 /// `#[cancellable]` on a trait: each async method with a default body; the
 /// signatures of those without are checked.
-fn expand_trait(options: &Options, mut errors: Errors, mut block: ItemTrait, original: TokenStream) -> TokenStream {
+fn expand_trait(
+    options: &Options,
+    mut errors: Errors,
+    mut block: ItemTrait,
+    original: TokenStream,
+) -> TokenStream {
     block_options(options, &mut errors);
     let mut plans = Vec::new();
     for item in &mut block.items {
@@ -279,7 +344,13 @@ fn expand_trait(options: &Options, mut errors: Errors, mut block: ItemTrait, ori
 }
 
 /// Checks one function and rewrites its body in place.
-fn transform(options: &Options, sig: &mut Signature, body: &mut Block, scope: Scope, errors: &mut Errors) {
+fn transform(
+    options: &Options,
+    sig: &mut Signature,
+    body: &mut Block,
+    scope: Scope,
+    errors: &mut Errors,
+) {
     let Some(checked) = sig::check(sig, scope, errors) else {
         return;
     };
@@ -516,4 +587,3 @@ fn infer_impl_trait(mut ty: Type) -> Type {
     Infer.visit_type_mut(&mut ty);
     ty
 }
-

@@ -6,17 +6,17 @@
 //! ```
 //! becomes
 //! ```text
-//! match <expr> {
+//! match ::core::future::IntoFuture::into_future(<expr>) {
 //!     __ctx_fut => match ::ctx_runtime::__private::race(&mut __ctx_watch, __ctx_fut).await {
 //!         ::core::result::Result::Ok(__ctx_value) => __ctx_value,
 //!         ::core::result::Result::Err(__ctx_err) => return __ctx_exit(__ctx_err),
 //!     },
 //! }
 //! ```
-//! The outer `match` keeps the temporaries of `<expr>` alive until the await
-//! completes, as rustc's own desugaring of `.await` does, and ends the
-//! mutable borrow of the watch of an inner `.await` (in `<expr>`) before the
-//! outer one starts.
+//! The outer `match` is rustc's own desugaring of `.await`: it keeps the
+//! temporaries of `<expr>` alive until the await completes, and it ends the
+//! mutable borrow of the watch by an inner `.await` (in `<expr>`) before the
+//! outer one starts. `race` holds that borrow only while it is polled.
 //!
 //! The visit is bottom-up and does not enter closures, `async` blocks or
 //! nested items (an early `return` there would leave the wrong function), nor
@@ -24,10 +24,12 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote_spanned};
-use syn::spanned::Spanned;
 use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
 use syn::visit_mut::{self, VisitMut};
-use syn::{Block, Expr, ExprAsync, ExprAwait, ExprClosure, Ident, Item, Macro, MacroDelimiter, Token};
+use syn::{
+    Block, Expr, ExprAsync, ExprAwait, ExprClosure, Ident, Item, Macro, MacroDelimiter, Token,
+};
 
 /// Macros whose input is not a list of expressions, or whose expressions are
 /// not evaluated in the function's own control flow: left alone, even with
@@ -97,7 +99,8 @@ impl VisitMut for Rewriter {
         if opaque {
             return;
         }
-        let Ok(mut args) = mac.parse_body_with(Punctuated::<Expr, Token![,]>::parse_terminated) else {
+        let Ok(mut args) = mac.parse_body_with(Punctuated::<Expr, Token![,]>::parse_terminated)
+        else {
             return;
         };
         let before = self.awaits;
@@ -112,15 +115,23 @@ impl VisitMut for Rewriter {
 
 /// `<base>.await` raced against the watch.
 fn race(await_expr: ExprAwait) -> Expr {
-    let at = Span::mixed_site().located_at(await_expr.await_token.span);
+    let user = await_expr.await_token.span;
+    let at = Span::mixed_site().located_at(user);
     let base = Ident::new("__ctx_base", at);
-    let fut = Ident::new("__ctx_fut", at);
-    let value = Ident::new("__ctx_value", at);
-    let err = Ident::new("__ctx_err", at);
+    // These bindings scope over generated code only, so they may take the
+    // user's span: a type error about the awaited value (`__ctx_value`) is
+    // then reported at the user's `.await`, as if no macro were involved.
+    let fut = Ident::new("__ctx_fut", user);
+    let value = Ident::new("__ctx_value", user);
+    let err = Ident::new("__ctx_err", user);
+    // These name the prologue's bindings: hygienic.
     let watch = Ident::new("__ctx_watch", at);
     let exit = Ident::new("__ctx_exit", at);
+    // `IntoFuture::into_future(<expr>)` as in rustc's own desugaring: a
+    // non-future is reported once, at the user's `.await`.
+    let into_future = quote_spanned!(user=> ::core::future::IntoFuture::into_future);
     let template: TokenStream = quote_spanned! {at=>
-        match #base {
+        match #into_future(#base) {
             #fut => match ::ctx_runtime::__private::race(&mut #watch, #fut).await {
                 ::core::result::Result::Ok(#value) => #value,
                 ::core::result::Result::Err(#err) => return #exit(#err),
@@ -130,13 +141,18 @@ fn race(await_expr: ExprAwait) -> Expr {
     match syn::parse2::<syn::ExprMatch>(template) {
         Ok(mut matched) => {
             // The user's expression goes in as a syntax tree, so that it is
-            // printed with the parentheses it needs (a struct literal, say).
+            // printed with the parentheses it needs.
             // The `match` spans the user's `<expr>.await` with the user's
             // hygiene, so that lints about the value (`unused_must_use`)
             // point at the user's code, not at the attribute.
             matched.match_token.span = await_expr.base.span();
+            // (`base` moves into the call below.)
             matched.brace_token = syn::token::Brace(await_expr.await_token.span);
-            matched.expr = await_expr.base;
+            if let Expr::Call(call) = &mut *matched.expr
+                && let Some(arg) = call.args.first_mut()
+            {
+                *arg = *await_expr.base;
+            }
             matched.attrs = await_expr.attrs;
             Expr::Match(matched)
         }
@@ -155,7 +171,11 @@ mod tests {
     #[track_caller]
     fn assert_rewrites(input: TokenStream, expected: TokenStream, awaits: usize) {
         let mut block: Block = syn::parse2(input).expect("a block");
-        assert_eq!(rewrite_block(&mut block), awaits, "number of awaits rewritten");
+        assert_eq!(
+            rewrite_block(&mut block),
+            awaits,
+            "number of awaits rewritten"
+        );
         let expected: Block = syn::parse2(expected).expect("the expected block");
         assert_eq!(
             block.into_token_stream().to_string(),
@@ -167,7 +187,7 @@ mod tests {
     macro_rules! raced {
         ($($base:tt)*) => {
             quote! {
-                match $($base)* {
+                match ::core::future::IntoFuture::into_future($($base)*) {
                     __ctx_fut => match ::ctx_runtime::__private::race(&mut __ctx_watch, __ctx_fut).await {
                         ::core::result::Result::Ok(__ctx_value) => __ctx_value,
                         ::core::result::Result::Err(__ctx_err) => return __ctx_exit(__ctx_err),
@@ -180,7 +200,13 @@ mod tests {
     #[test]
     fn one_await() {
         let raced = raced!(fetch(url));
-        assert_rewrites(quote!({ let x = fetch(url).await; }), quote!({ let x = #raced; }), 1);
+        assert_rewrites(
+            quote!({
+                let x = fetch(url).await;
+            }),
+            quote!({ let x = #raced; }),
+            1,
+        );
     }
 
     #[test]
@@ -226,8 +252,13 @@ mod tests {
         let chain = raced!(more());
         assert_rewrites(
             quote!({
-                let Some(x) = read().await else { log().await; return Ok(()); };
-                if let Some(y) = x && more().await { }
+                let Some(x) = read().await else {
+                    log().await;
+                    return Ok(());
+                };
+                if let Some(y) = x
+                    && more().await
+                {}
             }),
             quote!({
                 let Some(x) = (#init) else { #diverge; return Ok(()); };
@@ -245,10 +276,14 @@ mod tests {
             quote!({
                 let n = 'outer: loop {
                     while let Some(v) = rx.recv().await {
-                        if v > 3 { break 'outer v; }
+                        if v > 3 {
+                            break 'outer v;
+                        }
                     }
                 };
-                let m = 'b: { break 'b probe().await; };
+                let m = 'b: {
+                    break 'b probe().await;
+                };
             }),
             quote!({
                 let n = 'outer: loop {
@@ -268,8 +303,14 @@ mod tests {
             let c = |x| async move { x.await };
             let d = async { slow().await };
             let e = async || slow().await;
-            fn nested() -> impl Future<Output = ()> { async { slow().await } }
-            impl Foo { async fn bar(&self) { slow().await } }
+            fn nested() -> impl Future<Output = ()> {
+                async { slow().await }
+            }
+            impl Foo {
+                async fn bar(&self) {
+                    slow().await
+                }
+            }
         });
         assert_rewrites(body.clone(), body, 0);
     }
@@ -311,18 +352,30 @@ mod tests {
     #[test]
     fn unchanged_macros_keep_their_tokens() {
         // Not re-printed when nothing changed (the tokens are kept verbatim).
-        let mut block: Block = syn::parse2(quote!({ println!("{}",   x); })).unwrap();
+        let mut block: Block = syn::parse2(quote!({
+            println!("{}", x);
+        }))
+        .unwrap();
         assert_eq!(rewrite_block(&mut block), 0);
-        assert!(block.into_token_stream().to_string().contains("println ! (\"{}\" , x)"));
+        assert!(
+            block
+                .into_token_stream()
+                .to_string()
+                .contains("println ! (\"{}\" , x)")
+        );
     }
 
     #[test]
-    fn struct_literal_scrutinee_gets_parentheses() {
+    fn struct_literal_futures_print_back() {
         let mut block: Block = syn::parse2(quote!({ Fut { inner }.await })).unwrap();
         assert_eq!(rewrite_block(&mut block), 1);
         let printed = block.into_token_stream().to_string();
-        assert!(printed.starts_with("{ match (Fut { inner }) {"), "{printed}");
-        // And it parses back.
+        assert!(
+            printed.starts_with(
+                "{ match :: core :: future :: IntoFuture :: into_future (Fut { inner }) {"
+            ),
+            "{printed}"
+        );
         syn::parse_str::<Block>(&printed).unwrap();
     }
 }

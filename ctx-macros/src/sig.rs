@@ -8,9 +8,12 @@
 
 use proc_macro2::{Delimiter, Group, TokenStream};
 use quote::{ToTokens, TokenStreamExt};
-use syn::{FnArg, GenericArgument, GenericParam, Ident, Pat, PatType, PathArguments, ReturnType, Signature, Type, TypeParamBound};
+use syn::{
+    FnArg, GenericArgument, GenericParam, Ident, Pat, PatType, PathArguments, ReturnType,
+    Signature, Type, TypeParamBound,
+};
 
-use crate::Errors;
+use crate::{Errors, pretty};
 
 /// Where the function is, for the wording of errors.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -89,9 +92,9 @@ pub(crate) fn check(sig: &Signature, scope: Scope, errors: &mut Errors) -> Optio
 /// True if `async_trait` has already rewritten this method: `#[cancellable]`
 /// was placed under `#[async_trait]`.
 pub(crate) fn rewritten_by_async_trait(sig: &Signature) -> bool {
-    sig.generics.params.iter().any(|param| {
-        matches!(param, GenericParam::Lifetime(def) if def.lifetime.ident == "async_trait")
-    })
+    sig.generics.params.iter().any(
+        |param| matches!(param, GenericParam::Lifetime(def) if def.lifetime.ident == "async_trait"),
+    )
 }
 
 /// True if a parameter binds a name `ctx`.
@@ -128,7 +131,11 @@ fn typed_params(sig: &Signature) -> impl Iterator<Item = &PatType> {
 /// `ctx`, plainly bound: `ctx` or `mut ctx`.
 fn plain_ctx(pat: &Pat) -> Option<&syn::PatIdent> {
     match pat {
-        Pat::Ident(ident) if ident.ident == "ctx" && ident.by_ref.is_none() && ident.subpat.is_none() => Some(ident),
+        Pat::Ident(ident)
+            if ident.ident == "ctx" && ident.by_ref.is_none() && ident.subpat.is_none() =>
+        {
+            Some(ident)
+        }
         _ => None,
     }
 }
@@ -153,8 +160,23 @@ fn looks_like_context(ty: &Type) -> bool {
 fn name_of(pat: &Pat) -> String {
     match pat {
         Pat::Ident(ident) => ident.ident.to_string(),
-        other => other.to_token_stream().to_string(),
+        other => pretty(other),
     }
+}
+
+/// `name(&self, ctx: &Context, a: A, b: B)`: the parameters with `ctx` moved first.
+fn reordered(sig: &Signature, ctx: &PatType) -> String {
+    let mut params: Vec<String> = Vec::new();
+    if let Some(receiver) = sig.receiver() {
+        params.push(pretty(receiver));
+    }
+    params.push(pretty(ctx));
+    for param in typed_params(sig) {
+        if !std::ptr::eq(param, ctx) {
+            params.push(pretty(param));
+        }
+    }
+    format!("{}({})", sig.ident, params.join(", "))
 }
 
 fn check_ctx(sig: &Signature, scope: Scope, errors: &mut Errors) -> Option<CtxParam> {
@@ -199,8 +221,9 @@ fn check_ctx(sig: &Signature, scope: Scope, errors: &mut Errors) -> Option<CtxPa
             later,
             format_args!(
                 "`ctx` must be {first_place}: the context comes first, before `{}`, so that every caller \
-                 sees that this fn can be cancelled; move `ctx` to the front{opt_out}",
+                 sees that this fn can be cancelled; move it to the front: `{}`{opt_out}",
                 name_of(&first.pat),
+                reordered(sig, later),
             ),
         ));
         let _ = check_ctx_type(later, errors);
@@ -223,7 +246,7 @@ fn check_ctx(sig: &Signature, scope: Scope, errors: &mut Errors) -> Option<CtxPa
                     "the context parameter of a `#[cancellable]` fn must be named `ctx`, not `{}`: \
                      rename it to `ctx: {}`",
                     ident.ident,
-                    first.ty.to_token_stream(),
+                    pretty(&first.ty),
                 ),
             ));
         }
@@ -244,11 +267,8 @@ fn is_context_name(ident: &Ident) -> bool {
 fn pattern_error(param: &PatType) -> syn::Error {
     syn::Error::new_spanned(
         &param.pat,
-        format_args!(
-            "the context must be bound to the plain name `ctx`, not to a pattern: \
-             write `ctx: {}` and use `ctx` in the body",
-            param.ty.to_token_stream(),
-        ),
+        "the context must be a parameter of its own, bound to the plain name `ctx` (not a pattern, \
+         `ref` or `@` binding), so that `#[cancellable]` can watch it: e.g. `ctx: &Context`",
     )
 }
 
@@ -284,7 +304,7 @@ fn check_ctx_type(param: &PatType, errors: &mut Errors) -> Option<()> {
             format_args!(
                 "`ctx` cannot be `&mut`: a `Context` is immutable and shared by every task under it; \
                  take it as `ctx: &{}` (or by value)",
-                reference.elem.to_token_stream(),
+                pretty(&reference.elem),
             ),
         ));
         return None;
@@ -331,7 +351,10 @@ fn check_return(sig: &Signature, shape: &Shape, errors: &mut Errors) -> Option<T
             span.append(parens);
             errors.push(syn::Error::new_spanned(
                 span,
-                format_args!("`{}` returns nothing, but a `#[cancellable]` fn must return a `Result` {FIX}", sig.ident),
+                format_args!(
+                    "`{}` returns nothing, but a `#[cancellable]` fn must return a `Result` {FIX}",
+                    sig.ident
+                ),
             ));
             return None;
         }
@@ -377,9 +400,15 @@ mod tests {
     fn accepts_the_convention() {
         use quote::quote;
         assert!(errors_of(quote!(async fn f(ctx: &Context) -> Result<(), Error>)).is_empty());
-        assert!(errors_of(quote!(async fn f(&self, ctx: Context, x: u32) -> io::Result<u32>)).is_empty());
+        assert!(
+            errors_of(quote!(async fn f(&self, ctx: Context, x: u32) -> io::Result<u32>))
+                .is_empty()
+        );
         assert!(errors_of(quote!(fn f(mut ctx: Arc<Context>) -> Result<(), E>)).is_empty());
-        assert!(errors_of(quote!(fn f(ctx: impl AsContext) -> impl Future<Output = Result<(), E>>)).is_empty());
+        assert!(
+            errors_of(quote!(fn f(ctx: impl AsContext) -> impl Future<Output = Result<(), E>>))
+                .is_empty()
+        );
     }
 
     #[test]
@@ -387,8 +416,14 @@ mod tests {
         use quote::quote;
         let errors = errors_of(quote!(async fn f(x: u32, ctx: &mut Context)));
         assert_eq!(errors.len(), 3, "{errors:?}");
-        assert!(errors[0].starts_with("`ctx` must be the first parameter"), "{errors:?}");
-        assert!(errors[1].starts_with("`ctx` cannot be `&mut`"), "{errors:?}");
+        assert!(
+            errors[0].starts_with("`ctx` must be the first parameter"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[1].starts_with("`ctx` cannot be `&mut`"),
+            "{errors:?}"
+        );
         assert!(errors[2].starts_with("`f` returns nothing"), "{errors:?}");
     }
 
@@ -396,10 +431,22 @@ mod tests {
     fn names_and_patterns() {
         use quote::quote;
         assert!(errors_of(quote!(fn f(_ctx: &Context) -> R))[0].starts_with("`_ctx` says"));
-        assert!(errors_of(quote!(fn f(context: &Context) -> R))[0].contains("must be named `ctx`, not `context`"));
-        assert!(errors_of(quote!(fn f(ref ctx: Context) -> R))[0].starts_with("the context must be bound"));
-        assert!(errors_of(quote!(fn f((ctx, _): (Context, u8)) -> R))[0].starts_with("the context must be bound"));
-        assert!(errors_of(quote!(fn f(_: &Context) -> R))[0].starts_with("the context must be bound"));
+        assert!(
+            errors_of(quote!(fn f(context: &Context) -> R))[0]
+                .contains("must be named `ctx`, not `context`")
+        );
+        assert!(
+            errors_of(quote!(fn f(ref ctx: Context) -> R))[0]
+                .starts_with("the context must be a parameter of its own")
+        );
+        assert!(
+            errors_of(quote!(fn f((ctx, _): (Context, u8)) -> R))[0]
+                .starts_with("the context must be a parameter of its own")
+        );
+        assert!(
+            errors_of(quote!(fn f(_: &Context) -> R))[0]
+                .starts_with("the context must be a parameter of its own")
+        );
         assert!(errors_of(quote!(fn f(x: u32) -> R))[0].contains("but this is `x`"));
         assert!(errors_of(quote!(fn f() -> R))[0].starts_with("`f` has no context"));
         assert!(errors_of(quote!(fn f(&self) -> R))[0].contains("after `self`"));

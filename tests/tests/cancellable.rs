@@ -66,10 +66,20 @@ async fn cancel_stops_a_blocked_call_at_once() {
 
     let cancelled_at = Instant::now();
     cancel.cancel();
-    let result = tokio::time::timeout(HOUR, task).await.expect("the call ignored the cancel");
+    let result = tokio::time::timeout(HOUR, task)
+        .await
+        .expect("the call ignored the cancel");
     assert_eq!(result.unwrap(), Err(Error::Canceled));
-    assert_eq!(Instant::now() - cancelled_at, Duration::ZERO, "returned without waiting");
-    assert_eq!(dropped.load(Ordering::SeqCst), 1, "the awaited future was dropped");
+    assert_eq!(
+        Instant::now() - cancelled_at,
+        Duration::ZERO,
+        "returned without waiting"
+    );
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        1,
+        "the awaited future was dropped"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -109,7 +119,10 @@ async fn the_timeout_option_cancels_the_body_only() {
     let start = Instant::now();
     let parent = Context::background();
     let (fut, _reached, dropped) = park();
-    assert_eq!(with_own_timeout(&parent, fut).await, Err(Error::DeadlineExceeded));
+    assert_eq!(
+        with_own_timeout(&parent, fut).await,
+        Err(Error::DeadlineExceeded)
+    );
     assert_eq!(Instant::now() - start, Duration::from_millis(50));
     assert_eq!(parent.err(), None, "the parent is not affected");
     assert_eq!(dropped.load(Ordering::SeqCst), 1);
@@ -120,7 +133,10 @@ async fn the_timeout_option_keeps_an_earlier_parent_deadline() {
     let (parent, _c) = Context::background().with_timeout(Duration::from_millis(10));
     let start = Instant::now();
     let (fut, _reached, _dropped) = park();
-    assert_eq!(with_own_timeout(&parent, fut).await, Err(Error::DeadlineExceeded));
+    assert_eq!(
+        with_own_timeout(&parent, fut).await,
+        Err(Error::DeadlineExceeded)
+    );
     assert_eq!(Instant::now() - start, Duration::from_millis(10));
 }
 
@@ -215,7 +231,11 @@ async fn an_already_cancelled_context_returns_before_the_first_side_effect() {
 #[tokio::test]
 async fn a_ready_future_loses_to_a_cancelled_context() {
     #[cancellable]
-    async fn two_steps(ctx: &Context, cancel: &CancelHandle, effects: &Effects) -> Result<(), Error> {
+    async fn two_steps(
+        ctx: &Context,
+        cancel: &CancelHandle,
+        effects: &Effects,
+    ) -> Result<(), Error> {
         std::future::ready(()).await;
         effects.hit();
         cancel.cancel();
@@ -225,7 +245,10 @@ async fn a_ready_future_loses_to_a_cancelled_context() {
     }
     let (ctx, cancel) = Context::background().with_cancel();
     let effects = Effects(AtomicUsize::new(0));
-    assert_eq!(two_steps(&ctx, &cancel, &effects).await, Err(Error::Canceled));
+    assert_eq!(
+        two_steps(&ctx, &cancel, &effects).await,
+        Err(Error::Canceled)
+    );
     assert_eq!(effects.count(), 1);
 }
 
@@ -269,7 +292,11 @@ async fn a_panic_inside_leaves_the_context_usable() {
     assert!(task.await.unwrap_err().is_panic());
 
     assert_eq!(ctx.err(), None);
-    assert_eq!(by_value(ctx.clone(), 3).await, Ok(3), "still works for the next call");
+    assert_eq!(
+        by_value(ctx.clone(), 3).await,
+        Ok(3),
+        "still works for the next call"
+    );
     let (fut, reached, _dropped) = park();
     let waiter = tokio::spawn({
         let ctx = ctx.clone();
@@ -277,7 +304,11 @@ async fn a_panic_inside_leaves_the_context_usable() {
     });
     reached.await.unwrap();
     cancel.cancel();
-    assert_eq!(waiter.await.unwrap(), Err(Error::Canceled), "and is woken by the cancel");
+    assert_eq!(
+        waiter.await.unwrap(),
+        Err(Error::Canceled),
+        "and is woken by the cancel"
+    );
     ctx.done().await;
 }
 

@@ -285,7 +285,11 @@ async fn inner_awaits_ignore_ctx(ctx: &Context, cancel: &CancelHandle) -> Result
     let closure = |n: u32| async move { ready(n).await + 1 };
     let async_closure = async |n: u32| ready(n).await + 2;
     let mut out = Vec::new();
-    for outcome in [poll_once(block), poll_once(closure(1)), poll_once(async_closure(1))] {
+    for outcome in [
+        poll_once(block),
+        poll_once(closure(1)),
+        poll_once(async_closure(1)),
+    ] {
         match outcome {
             Poll::Ready(n) => out.push(n),
             Poll::Pending => unreachable!("ready futures"),
@@ -298,7 +302,10 @@ async fn inner_awaits_ignore_ctx(ctx: &Context, cancel: &CancelHandle) -> Result
 #[tokio::test]
 async fn awaits_in_closures_and_async_blocks_are_not_rewritten() {
     let (ctx, cancel) = Context::background().with_cancel();
-    assert_eq!(inner_awaits_ignore_ctx(&ctx, &cancel).await, Ok(vec![1, 2, 3]));
+    assert_eq!(
+        inner_awaits_ignore_ctx(&ctx, &cancel).await,
+        Ok(vec![1, 2, 3])
+    );
     assert!(ctx.is_done());
 }
 
@@ -314,7 +321,10 @@ async fn outer_await_sees_ctx(ctx: &Context, cancel: &CancelHandle) -> Result<u3
 #[tokio::test]
 async fn an_await_of_the_body_after_the_cancel_returns_canceled() {
     let (ctx, cancel) = Context::background().with_cancel();
-    assert_eq!(outer_await_sees_ctx(&ctx, &cancel).await, Err(Error::Canceled));
+    assert_eq!(
+        outer_await_sees_ctx(&ctx, &cancel).await,
+        Err(Error::Canceled)
+    );
 }
 
 /// `ctx.run(fut).await?` is how to race an async block by hand.

@@ -66,7 +66,10 @@ impl Store {
 async fn an_impl_block_applies_to_each_async_method() {
     let store = Store { name: "s" };
     assert_eq!(store.get(&cancel_soon(), 1).await, Err(Error::Canceled));
-    assert_eq!(store.get_quickly(&Context::background(), 1).await, Err(Error::DeadlineExceeded));
+    assert_eq!(
+        store.get_quickly(&Context::background(), 1).await,
+        Err(Error::DeadlineExceeded)
+    );
     assert_eq!(store.name().await, "s");
     assert_eq!(store.check_first(&cancelled()), Err(Error::Canceled));
     assert_eq!(store.check_first(&Context::background()), Ok(1));
@@ -118,7 +121,10 @@ impl Poll for Counter {
 
 #[tokio::test(start_paused = true)]
 async fn a_trait_with_default_bodies() {
-    assert_eq!(Counter.poll_forever(&cancel_soon()).await, Err(Error::Canceled));
+    assert_eq!(
+        Counter.poll_forever(&cancel_soon()).await,
+        Err(Error::Canceled)
+    );
 }
 
 /// `#[cancellable]` above `#[async_trait]`: it sees the `async fn`s.
@@ -161,12 +167,20 @@ async fn above_async_trait() {
     let repo: Box<dyn Repo + Send + Sync> = Box::new(Db);
     assert_eq!(repo.load(&cancel_soon(), 1).await, Err(Error::Canceled));
     assert_eq!(Db.warm(cancel_soon()).await, Err(Error::Canceled));
-    assert_eq!(Db.quick(&Context::background()).await, Err(Error::DeadlineExceeded));
+    assert_eq!(
+        Db.quick(&Context::background()).await,
+        Err(Error::DeadlineExceeded)
+    );
 }
 
 /// Generics, `where` clauses, lifetimes, `impl Trait` arguments, visibility.
 #[cancellable]
-pub(crate) async fn generic<'a, T, F>(ctx: &'a Context, items: &'a [T], f: F, extra: impl Display) -> Result<Vec<String>, Error>
+pub(crate) async fn generic<'a, T, F>(
+    ctx: &'a Context,
+    items: &'a [T],
+    f: F,
+    extra: impl Display,
+) -> Result<Vec<String>, Error>
 where
     T: Display + Sync,
     F: Fn(&T) -> String,
@@ -234,7 +248,10 @@ async fn alias_ctx(ctx: &Ctx) -> Result<(), Error> {
 #[tokio::test(start_paused = true)]
 async fn context_types() {
     assert_eq!(arc_ctx(Arc::new(cancel_soon())).await, Err(Error::Canceled));
-    assert_eq!(request_ctx(&Request { ctx: cancel_soon() }).await, Err(Error::Canceled));
+    assert_eq!(
+        request_ctx(&Request { ctx: cancel_soon() }).await,
+        Err(Error::Canceled)
+    );
     assert_eq!(impl_ctx(cancel_soon()).await, Err(Error::Canceled));
     assert_eq!(generic_ctx(&cancel_soon()).await, Err(Error::Canceled));
     assert_eq!(alias_ctx(&cancel_soon()).await, Err(Error::Canceled));
@@ -280,10 +297,16 @@ async fn boxed_error(ctx: &Context) -> Result<(), Box<dyn std::error::Error + Se
 
 #[tokio::test(start_paused = true)]
 async fn error_types() {
-    assert_eq!(app_error(&cancel_soon()).await, Err(AppError::Context(Error::Canceled)));
+    assert_eq!(
+        app_error(&cancel_soon()).await,
+        Err(AppError::Context(Error::Canceled))
+    );
 
     let io = io_error(&cancel_soon()).await.unwrap_err();
-    assert_eq!(io.get_ref().and_then(|e| e.downcast_ref::<Error>()), Some(&Error::Canceled));
+    assert_eq!(
+        io.get_ref().and_then(|e| e.downcast_ref::<Error>()),
+        Some(&Error::Canceled)
+    );
 
     let any = anyhow_error(&cancel_soon()).await.unwrap_err();
     assert_eq!(any.downcast_ref::<Error>(), Some(&Error::Canceled));
@@ -301,7 +324,10 @@ async fn opaque_ok(ctx: &Context) -> Result<impl Display, Error> {
 
 #[tokio::test(start_paused = true)]
 async fn opaque_ok_types() {
-    assert_eq!(opaque_ok(&Context::background()).await.unwrap().to_string(), "5");
+    assert_eq!(
+        opaque_ok(&Context::background()).await.unwrap().to_string(),
+        "5"
+    );
     assert!(opaque_ok(&cancel_soon()).await.is_err());
 }
 
@@ -317,7 +343,9 @@ fn spawnable(ctx: Context, n: u32) -> impl Future<Output = Result<u32, Error>> +
 }
 
 #[cancellable(timeout = "20ms")]
-fn spawnable_with_timeout(ctx: &Context) -> impl Future<Output = Result<bool, Error>> + Send + 'static {
+fn spawnable_with_timeout(
+    ctx: &Context,
+) -> impl Future<Output = Result<bool, Error>> + Send + 'static {
     async {
         tokio::time::sleep(HOUR).await;
         Ok(true)

@@ -1,0 +1,12 @@
+use ctx_runtime::{cancellable, Context, Error};
+
+struct Client;
+
+impl Client {
+    #[cancellable]
+    async fn fetch(&self, id: u32, ctx: &Context) -> Result<u32, Error> {
+        Ok(id)
+    }
+}
+
+fn main() {}

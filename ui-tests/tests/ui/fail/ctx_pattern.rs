@@ -1,0 +1,8 @@
+use ctx_runtime::{cancellable, Context, Error};
+
+#[cancellable]
+async fn fetch((ctx, id): (Context, u32)) -> Result<u32, Error> {
+    Ok(id)
+}
+
+fn main() {}

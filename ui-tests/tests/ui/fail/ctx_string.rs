@@ -1,0 +1,8 @@
+use ctx_runtime::{cancellable, Error};
+
+#[cancellable]
+async fn fetch(ctx: String, id: u32) -> Result<u32, Error> {
+    Ok(id)
+}
+
+fn main() {}

@@ -1,0 +1,16 @@
+use ctx_runtime::{cancellable, Context};
+
+#[derive(Debug)]
+enum FetchError {
+    NotFound,
+}
+
+#[cancellable]
+async fn fetch(ctx: &Context, id: u32) -> Result<u32, FetchError> {
+    if id == 0 {
+        return Err(FetchError::NotFound);
+    }
+    Ok(id)
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use ctx_runtime::{cancellable, Context, Error};
+
+#[cancellable]
+#[cancellable(timeout = "1s")]
+async fn fetch(ctx: &Context, id: u32) -> Result<u32, Error> {
+    Ok(id)
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use ctx_runtime::{cancellable, Context, Error};
+
+#[cancellable(timout = "500ms")]
+async fn fetch(ctx: &Context, id: u32) -> Result<u32, Error> {
+    Ok(id)
+}
+
+fn main() {}
