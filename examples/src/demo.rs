@@ -72,6 +72,18 @@ pub enum Event {
         /// For which client.
         who: String,
     },
+    /// `POST /upload-read` started reading the request body.
+    BodyReading {
+        /// For which client.
+        who: String,
+    },
+    /// `POST /upload-read` finished reading the request body.
+    BodyRead {
+        /// For which client.
+        who: String,
+        /// Why the body could not be read, if it could not.
+        error: Option<String>,
+    },
     /// The background task started.
     TaskStarted {
         /// For which client.
@@ -109,6 +121,8 @@ impl Event {
             | Event::UpstreamAnswered { who }
             | Event::HandlerStarted { who, .. }
             | Event::HandlerDropped { who }
+            | Event::BodyReading { who }
+            | Event::BodyRead { who, .. }
             | Event::TaskStarted { who }
             | Event::TaskStopped { who, .. }
             | Event::TaskFailed { who, .. }
@@ -133,6 +147,12 @@ impl fmt::Display for Event {
                 None => write!(f, "{who:<9} server: handler starts, no deadline"),
             },
             Event::HandlerDropped { who } => write!(f, "{who:<9} server: handler dropped"),
+            Event::BodyReading { who } => write!(f, "{who:<9} server: reads the request body"),
+            Event::BodyRead { who, error: None } => write!(f, "{who:<9} server: body read"),
+            Event::BodyRead {
+                who,
+                error: Some(error),
+            } => write!(f, "{who:<9} server: body read failed: {error}"),
             Event::TaskStarted { who } => {
                 write!(f, "{who:<9} task: fetch from upstream, then write to SQLite")
             }
@@ -519,10 +539,26 @@ async fn upload_read(
     State(app): State<App>,
     ctx: Context,
     headers: HeaderMap,
-    body: axum::body::Bytes, // read in full before the slow work starts
+    body: axum::body::Body,
 ) -> (StatusCode, String) {
-    let _ = body;
-    report(State(app), ctx, headers).await
+    let who = client_of(&headers);
+    app.timeline.emit(Event::BodyReading { who: who.clone() });
+    // Read in full before the slow work starts: a client that hangs up
+    // mid-upload ends the body early, and we never start the work.
+    let read = ctx.run(axum::body::to_bytes(body, usize::MAX)).await;
+    let error = match &read {
+        Ok(Ok(_)) => None,
+        Ok(Err(err)) => Some(err.to_string()),
+        Err(err) => Some(err.to_string()),
+    };
+    app.timeline.emit(Event::BodyRead {
+        who,
+        error: error.clone(),
+    });
+    match error {
+        None => report(State(app), ctx, headers).await,
+        Some(error) => (StatusCode::BAD_REQUEST, error),
+    }
 }
 
 /// With or without [`CtxLayer`].
@@ -588,4 +624,42 @@ impl Server {
 /// True if `cause` says the client went away.
 pub fn is_client_disconnected(cause: Option<&Cause>) -> bool {
     cause.is_some_and(|c| c.is::<ClientDisconnected>())
+}
+
+/// The whole demo, started for one test: a gated upstream, the app and its
+/// server, and the timeline's receiver.
+#[derive(Debug)]
+pub struct Fixture {
+    /// The upstream answers when this opens.
+    pub gate: Gate,
+    /// Our service's state (database, tracker).
+    pub app: App,
+    /// Our service.
+    pub server: Server,
+    /// What happened.
+    pub events: Events,
+}
+
+impl Fixture {
+    /// Starts everything on 127.0.0.1, with the upstream's gate closed.
+    pub async fn start(mode: Mode) -> Fixture {
+        let (timeline, events) = timeline(false);
+        let gate = Gate::new();
+        let upstream = start_upstream(Answer::WhenOpened(gate.clone()), timeline.clone())
+            .await
+            .expect("start the upstream");
+        let app = App::new(upstream, timeline).expect("open SQLite");
+        let server = Server::start(&app, mode).await.expect("start the server");
+        Fixture {
+            gate,
+            app,
+            server,
+            events,
+        }
+    }
+
+    /// `http://127.0.0.1:port{path}` of our service.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.server.addr)
+    }
 }
