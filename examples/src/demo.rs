@@ -184,7 +184,10 @@ pub struct Timeline {
 #[derive(Debug)]
 pub struct Events {
     rx: mpsc::UnboundedReceiver<Event>,
+    /// Every event received so far.
     seen: Vec<Event>,
+    /// Received, but not yet returned by `wait_for`.
+    pending: Vec<Event>,
 }
 
 /// A timeline that prints its events if `print`, and its receiver.
@@ -200,6 +203,7 @@ pub fn timeline(print: bool) -> (Timeline, Events) {
         Events {
             rx,
             seen: Vec::new(),
+            pending: Vec::new(),
         },
     )
 }
@@ -223,18 +227,22 @@ impl Timeline {
 }
 
 impl Events {
-    /// The next event of `who` that matches `pred`; the events skipped are
-    /// kept for [`seen`](Events::seen). Panics after 10 s (a hung test, not a
-    /// way to wait).
+    /// The first event of `who` matching `pred` not returned yet, in the
+    /// order they happened. Panics after 10 s (a hung test, not a way to wait).
     pub async fn wait_for(&mut self, who: &str, what: &str, pred: impl Fn(&Event) -> bool) -> Event {
+        let matches = |event: &Event| event.who() == who && pred(event);
+        if let Some(i) = self.pending.iter().position(matches) {
+            return self.pending.remove(i);
+        }
         loop {
             let next = tokio::time::timeout(Duration::from_secs(10), self.rx.recv()).await;
             match next {
                 Ok(Some(event)) => {
                     self.seen.push(event.clone());
-                    if event.who() == who && pred(&event) {
+                    if matches(&event) {
                         return event;
                     }
+                    self.pending.push(event);
                 }
                 Ok(None) => panic!("timeline closed while waiting for {who}: {what}"),
                 Err(_) => panic!(
@@ -248,7 +256,8 @@ impl Events {
     /// Every event received so far.
     pub fn seen(&mut self) -> &[Event] {
         while let Ok(event) = self.rx.try_recv() {
-            self.seen.push(event);
+            self.seen.push(event.clone());
+            self.pending.push(event);
         }
         &self.seen
     }
