@@ -117,7 +117,9 @@ mod sig;
 /// * macros whose input is not a list of expressions, or that run their
 ///   arguments concurrently: anything invoked with braces (`foo! { ... }`),
 ///   `select!`, `select_biased!`, `join!`, `try_join!`, `pin!`, `stream!`
-///   and `try_stream!`.
+///   and `try_stream!`;
+/// * awaits that a macro produces when it expands (the attribute sees only
+///   the tokens written in the body).
 ///
 /// Their awaits are left as they are. Race them by hand where it matters,
 /// with `ctx.run(fut).await?` (or `ctx.done()` in a `select!`):
@@ -143,16 +145,23 @@ mod sig;
 ///   with any visibility, generics, `where` clauses, lifetimes and
 ///   `impl Trait` arguments.
 /// * On a fn returning `impl Future<Output = Result<..>>` whose body ends in
-///   an `async` block: that block's awaits are rewritten, and the watch of
-///   `ctx` is made at the call and moved into the future (it borrows
-///   nothing).
+///   an `async` block (the way to write a `Send` future in a trait): that
+///   block's awaits are rewritten and it starts with the entry check. The
+///   watch of `ctx` (and the child of a `timeout`, whose clock then starts at
+///   the call) is made at the call and moved into the future, so the future
+///   borrows nothing it did not borrow before.
 /// * On a plain (sync) fn: the signature check and the entry check only.
 /// * On an `impl` block or a `trait`: it applies to every async method (and
-///   every `-> impl Future` method), with default bodies in traits. A method
+///   every `-> impl Future` method), including default bodies in traits; for
+///   a declaration without a body only the signature is checked. A method
 ///   without `ctx`, or with `ctx` out of place, is reported; opt a method
 ///   out with `#[cancellable(skip)]`, or give it options with
 ///   `#[cancellable(...)]` (which also brings a sync method in). Sync methods
-///   are otherwise left alone.
+///   are otherwise left alone, except that a `ctx` out of place is reported.
+///   Options on the block are the default of its methods.
+///
+/// Not supported: fns that return a boxed future (`Pin<Box<dyn Future>>`)
+/// by hand; make them `async fn`s, or race their awaits with `ctx.run`.
 ///
 /// ```
 /// # use ctx_runtime::{cancellable, Context, Error};
@@ -181,9 +190,12 @@ mod sig;
 /// # Options
 ///
 /// * `timeout = "500ms"`: the body runs under a child of `ctx` with that
-///   timeout (Go's `context.WithTimeout` plus `defer cancel()`), which the
-///   awaits watch and which `ctx` names inside the body: a `&Context` if the
-///   parameter was a reference, a `Context` otherwise. The string is parsed
+///   timeout (Go's `context.WithTimeout` plus `defer cancel()`: the child is
+///   cancelled when the call returns), which the awaits watch and which
+///   `ctx` names inside the body: a `&Context` if the parameter was a
+///   reference, a `Context` otherwise (so a body that used your own
+///   `AsContext` type as `ctx` sees a plain context). An earlier deadline of
+///   the parent still wins. The string is parsed
 ///   at compile time, like Go's `time.ParseDuration`: numbers (decimals
 ///   allowed) with units `ns`, `us` (or `µs`), `ms`, `s`, `m`, `h`, as in
 ///   `"1.5s"` or `"1m30s"`.
@@ -231,8 +243,14 @@ mod sig;
 /// }
 /// ```
 ///
-/// The generated code names `::ctx_runtime`, so the crate using the
-/// attribute must depend on `ctx-runtime` under that name.
+/// The `if let` of the entry check and the `match`es use absolute paths
+/// only (`::ctx_runtime::__private::...`, `::core::...`), so the crate using
+/// the attribute must depend on `ctx-runtime` under that name; what the
+/// user's scope calls `Result`, `Ok` or `core` does not matter.
+///
+/// When anything is wrong, the attribute emits its errors and the item
+/// unchanged; when the item does not even parse, its tokens are kept as they
+/// are, so an IDE can still complete inside it.
 #[proc_macro_attribute]
 pub fn cancellable(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::expand(attr.into(), item.into()).into()

@@ -46,8 +46,13 @@ fn pinned_toolchain_mismatch() -> Option<String> {
         Ok(out) => String::from_utf8_lossy(&out.stdout).into_owned(),
         Err(err) => return Some(format!("cannot run `rustc --version`: {err}")),
     };
+    version_mismatch(&pinned, &version)
+}
+
+/// `None` if the output of `rustc --version` names the `pinned` version.
+fn version_mismatch(pinned: &str, version: &str) -> Option<String> {
     // "rustc 1.95.0 (59807616e 2026-...)"
-    if version.split_whitespace().nth(1) == Some(pinned.as_str()) {
+    if version.split_whitespace().nth(1) == Some(pinned) {
         None
     } else {
         Some(format!(
@@ -55,4 +60,15 @@ fn pinned_toolchain_mismatch() -> Option<String> {
             version.trim()
         ))
     }
+}
+
+#[test]
+fn other_compilers_skip_the_compile_fail_cases() {
+    assert_eq!(
+        version_mismatch("1.95.0", "rustc 1.95.0 (59807616e 2026-04-14)\n"),
+        None
+    );
+    assert!(version_mismatch("1.95.0", "rustc 1.96.0 (0123456789 2026-05-28)").is_some());
+    assert!(version_mismatch("1.95.0", "rustc 1.95.0-nightly (abc 2026-01-01)").is_some());
+    assert!(version_mismatch("1.95.0", "").is_some());
 }

@@ -1,5 +1,5 @@
 use async_trait::async_trait;
-use ctx_runtime::{cancellable, Context, Error};
+use ctx_runtime::{Context, Error, cancellable};
 
 #[async_trait]
 trait Fetch {

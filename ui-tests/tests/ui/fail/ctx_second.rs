@@ -1,4 +1,4 @@
-use ctx_runtime::{cancellable, Context, Error};
+use ctx_runtime::{Context, Error, cancellable};
 
 #[cancellable]
 async fn fetch(id: u32, ctx: &Context) -> Result<u32, Error> {

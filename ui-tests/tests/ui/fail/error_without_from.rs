@@ -1,4 +1,4 @@
-use ctx_runtime::{cancellable, Context};
+use ctx_runtime::{Context, cancellable};
 
 #[derive(Debug)]
 enum FetchError {

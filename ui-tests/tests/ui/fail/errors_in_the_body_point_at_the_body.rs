@@ -1,6 +1,6 @@
 // The body keeps its spans: the compiler's own errors point at the user's
 // code, as they would without `#[cancellable]`.
-use ctx_runtime::{cancellable, Context, Error};
+use ctx_runtime::{Context, Error, cancellable};
 
 async fn count() -> u64 {
     7

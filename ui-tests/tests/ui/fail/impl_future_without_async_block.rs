@@ -1,6 +1,6 @@
 use std::future::Future;
 
-use ctx_runtime::{cancellable, Context, Error};
+use ctx_runtime::{Context, Error, cancellable};
 
 async fn inner(id: u32) -> Result<u32, Error> {
     Ok(id)

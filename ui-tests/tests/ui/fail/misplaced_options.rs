@@ -1,4 +1,4 @@
-use ctx_runtime::{cancellable, Context, Error};
+use ctx_runtime::{Context, Error, cancellable};
 
 // `skip` is for a method of a `#[cancellable]` impl block or trait.
 #[cancellable(skip)]

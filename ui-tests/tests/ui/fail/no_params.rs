@@ -1,4 +1,4 @@
-use ctx_runtime::{cancellable, Error};
+use ctx_runtime::{Error, cancellable};
 
 #[cancellable]
 async fn fetch() -> Result<(), Error> {

@@ -1,4 +1,4 @@
-use ctx_runtime::{cancellable, Context, Error};
+use ctx_runtime::{Context, Error, cancellable};
 
 fn main() {
     let fetch = #[cancellable]

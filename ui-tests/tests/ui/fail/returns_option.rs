@@ -1,4 +1,4 @@
-use ctx_runtime::{cancellable, Context};
+use ctx_runtime::{Context, cancellable};
 
 #[cancellable]
 async fn fetch(ctx: &Context, id: u32) -> Option<u32> {

@@ -1,4 +1,4 @@
-use ctx_runtime::{cancellable, Context, Error};
+use ctx_runtime::{Context, Error, cancellable};
 
 #[cancellable(timout = "500ms")]
 async fn fetch(ctx: &Context, id: u32) -> Result<u32, Error> {

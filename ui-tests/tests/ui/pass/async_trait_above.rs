@@ -2,7 +2,7 @@
 #![deny(warnings)]
 
 use async_trait::async_trait;
-use ctx_runtime::{cancellable, Context, Error};
+use ctx_runtime::{Context, Error, cancellable};
 
 #[async_trait]
 trait Fetch {

@@ -1,7 +1,7 @@
 // Every error type with `From<ctx_runtime::Error>` works.
 #![deny(warnings)]
 
-use ctx_runtime::{cancellable, Context, Error};
+use ctx_runtime::{Context, Error, cancellable};
 
 #[derive(Debug)]
 enum AppError {
@@ -48,7 +48,10 @@ async fn boxed_error(ctx: &Context) -> Result<(), Box<dyn std::error::Error + Se
 async fn main() {
     let (ctx, cancel) = Context::background().with_cancel();
     cancel.cancel();
-    assert!(matches!(own_error(&ctx).await, Err(AppError::Context(Error::Canceled))));
+    assert!(matches!(
+        own_error(&ctx).await,
+        Err(AppError::Context(Error::Canceled))
+    ));
     assert_eq!(context_error(&ctx).await, Err(Error::Canceled));
     assert!(io_error(&ctx).await.is_err());
     assert!(anyhow_error(&ctx).await.is_err());

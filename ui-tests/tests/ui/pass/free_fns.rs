@@ -5,7 +5,7 @@ use std::fmt::Display;
 use std::future::Future;
 use std::sync::Arc;
 
-use ctx_runtime::{cancellable, AsContext, Context, Error};
+use ctx_runtime::{AsContext, Context, Error, cancellable};
 
 #[cancellable]
 async fn plain(ctx: &Context) -> Result<(), Error> {
@@ -19,7 +19,11 @@ pub(crate) async fn visible(ctx: &Context, n: u32) -> Result<u32, Error> {
 }
 
 #[cancellable]
-pub async fn generic<'a, T, U: Clone>(ctx: &'a Context, items: &'a [T], extra: U) -> Result<Vec<(&'a T, U)>, Error>
+pub async fn generic<'a, T, U: Clone>(
+    ctx: &'a Context,
+    items: &'a [T],
+    extra: U,
+) -> Result<Vec<(&'a T, U)>, Error>
 where
     T: Display + Sync,
     U: Send,
@@ -33,7 +37,11 @@ where
 }
 
 #[cancellable]
-async fn impl_trait_args(ctx: &Context, show: impl Display, each: impl Fn(u32) -> u32) -> Result<String, Error> {
+async fn impl_trait_args(
+    ctx: &Context,
+    show: impl Display,
+    each: impl Fn(u32) -> u32,
+) -> Result<String, Error> {
     tokio::task::yield_now().await;
     Ok(format!("{show}{}", each(1)))
 }

@@ -3,7 +3,7 @@
 // `ctx_runtime`.
 #![deny(warnings)]
 
-use ctx_runtime::{cancellable, Context};
+use ctx_runtime::{Context, cancellable};
 
 #[derive(Debug, PartialEq)]
 struct MyError;

@@ -2,7 +2,7 @@
 // and on a trait with default bodies.
 #![deny(warnings)]
 
-use ctx_runtime::{cancellable, Context, Error};
+use ctx_runtime::{Context, Error, cancellable};
 
 struct Client {
     base: u32,
@@ -122,6 +122,21 @@ impl Retry for Memory {
     }
 }
 
+trait Declared {
+    // A declaration: the signature is checked, there is nothing to rewrite.
+    #[cancellable]
+    async fn declared(&self, ctx: &Context) -> Result<bool, Error>;
+}
+
+// Options on the block are the default of its methods.
+#[cancellable(timeout = "1s")]
+impl Declared for Pool {
+    async fn declared(&self, ctx: &Context) -> Result<bool, Error> {
+        tokio::task::yield_now().await;
+        Ok(ctx.deadline().is_some())
+    }
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let ctx = Context::background();
@@ -136,6 +151,7 @@ async fn main() {
     assert_eq!(pool.size().await + pool.sync_without_ctx() + Pool::LIMIT, 7);
     assert!(!pool.sync_with_ctx_first(&ctx));
     pool.sync_opted_in(&ctx).unwrap();
+    assert_eq!(pool.declared(&ctx).await, Ok(true));
 
     assert_eq!(Memory.load(&ctx, "k").await.unwrap(), "k");
     assert_eq!(Disk.load(&ctx, "k").await.unwrap(), "K");
