@@ -76,6 +76,8 @@ mod sig;
 ///    otherwise: anything `IntoFuture` can be awaited, nothing needs to be
 ///    `'static`, temporaries live as long as with a plain `.await`, and the
 ///    returned future is `Send` whenever the original was.
+///    The context watched is the one `ctx` names on entry (one watch per
+///    call): rebinding `ctx` later in the body does not change it.
 ///
 /// The awaits that are rewritten are those of the function's own body,
 /// wherever they are in it:
