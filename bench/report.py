@@ -9,6 +9,9 @@ Inputs, all in one raw directory (bench/compare writes them):
   extra-*.tsv       measurements that are not benchmarks (compile cost):
                     `benchmark<TAB>impl<TAB>ns<TAB>bytes<TAB>allocs`, '#' comments,
                     empty fields for unknown values.
+  #note lines       `#note<TAB>Family<TAB>text` in an extra-*.tsv or a rust-*.txt
+                    (a bench binary prints them before divan's table): printed
+                    under that family's table in BENCHMARKS.md.
   rust-status.tsv   `target<TAB>status<TAB>message`, one line per Rust bench
                     target bench/compare tried (status: ran, missing, failed).
   meta.tsv          `key<TAB>value` (mode, go binary, toolchain versions...).
@@ -131,6 +134,7 @@ def catalogue() -> list[Bench]:
                     Comparison("tokio_util", "ratio", 0.7, note="fan-out cancel")]))
     b.append(Bench("ChildContextLive", GT, [twin(max_allocs=1.0), info("tokio_util")]))
     b.append(Bench("DoneWaiter", GT, [twin(), info("tokio_util")]))
+    b.append(Bench("WaitingDone", ["tokio_util", "ctx"], [info("tokio_util")]))
     # Rust only.
     b.append(Bench("ChildCreateDrop", ["tokio_util", "ctx"],
                    [Comparison("tokio_util", "ratio", 0.7, note="child creation+drop")]))
@@ -147,17 +151,18 @@ def catalogue() -> list[Bench]:
 
 
 FAMILY_TEXT = {
-    "CommonParentCancel": "Go `BenchmarkCommonParentCancel`: parallel (2 threads); per op a child of a shared cancelable parent (under a value), one value lookup, cancel.",
+    "CommonParentCancel": "Go `BenchmarkCommonParentCancel`: parallel (2 threads); per op a child of a shared cancelable parent (under a value), one value lookup, cancel. Go 1.23 folds its `x /= x + 1` loops away (x is provably 0), leaving two empty 100-iteration loops, which the Rust twin runs too.",
     "WithTimeout": "Go `BenchmarkWithTimeout`: parallel (2 threads) with `concurrency` live timeout contexts around; per op 10 `WithTimeout(root, 1h)` then their 10 cancels.",
     "CancelTree": "Go `BenchmarkCancelTree`: per op a chain of `depth` cancelable children built under the root (Background, a live cancelable root cancelled after, or an already-cancelled root).",
     "CheckCanceled": "Go `BenchmarkCheckCanceled`: per op one check of a cancelled context, `Err()` or a non-blocking `select` on `Done()`.",
     "ContextCancelDone": "Go `BenchmarkContextCancelDone`: parallel (2 threads); per op a non-blocking check of `Done()` on a live context.",
     "DeepValueSameThread": "Go `BenchmarkDeepValueSameGoRoutine`: per op a missing-key lookup through `depth` value layers.",
-    "DeepValueNewTask": "Go `BenchmarkDeepValueNewGoRoutine`: per op start a goroutine (Rust: a task) that does the missing-key lookup, and wait for it.",
+    "DeepValueNewTask": "Go `BenchmarkDeepValueNewGoRoutine`: per op start a goroutine (Rust: a task) that does the missing-key lookup, and wait for it. Rust: a task on the 2-worker runtime, spawned and joined from the bench thread, which is not a worker (Go's waiting goroutine is on the scheduler, and its new goroutine usually runs on the same P); the same on a current-thread runtime is listed under \"Other Rust measurements\" as `DeepValueNewTask_current_thread`.",
     "FanoutCancel": "bench/go `BenchmarkFanoutCancel`: N waiters (goroutines / tokio tasks on 2 workers), each on its own child of one root; time from `cancel()` of the root to the last waiter finished.",
     "ChildContextLive": "bench/go `BenchmarkChildContextLive`: per op one live child of a common root (kept until the end); allocations and bytes per live child.",
     "DoneWaiter": "bench/go `BenchmarkDoneWaiter`: per op a child plus a waiter blocked on its Done (goroutine / task awaiting `done()`); memory per waiter.",
     "ChildCreateDrop": "Rust only: per op create a child of a root and drop it.",
+    "WaitingDone": "Rust only: per op one more `done()` future (tokio-util: `cancelled()`) polled once and kept waiting on a context that many already wait on; the heap it adds, beyond its own size.",
     "AwaitOverhead": "Rust only: one call of an async fn doing 1,000 awaits of ready futures or `yield_now()`; ctx = `#[cancellable]`.",
     "CompileCost": "Rust only: build time of a crate of 200 `#[cancellable]` fns (ctx) vs the same fns without the attribute (plain).",
 }
@@ -321,6 +326,17 @@ def parse_divan(text: str) -> list[DivanLeaf]:
             current.allocs[label] = (pending[0], pending[1])
             label = None
     return leaves
+
+
+def parse_notes(text: str) -> list[tuple[str, str]]:
+    """`#note<TAB>Family<TAB>text` lines -> [(family, text)]."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith("#note\t"):
+            parts = line.rstrip("\n").split("\t", 2)
+            if len(parts) == 3 and parts[2].strip():
+                out.append((parts[1].strip(), parts[2].strip()))
+    return out
 
 
 def split_rust_path(path: list[str]) -> tuple[str | None, str, int | None]:
@@ -535,6 +551,10 @@ def main() -> int:
 
     benches = catalogue()
     by_loose = {loose_key(b.name): b for b in benches}
+    notes: dict[str, list[str]] = {}
+    for f in sorted(raw.glob("rust-*.txt")) + sorted(raw.glob("extra-*.tsv")):
+        for fam, text in parse_notes(f.read_text(errors="replace")):
+            notes.setdefault(fam, []).append(text)
     unknown_rust: list[tuple[str, str, Measure]] = []
     for f in sorted(raw.glob("rust-*.txt")):
         for leaf in parse_divan(f.read_text(errors="replace")):
@@ -681,7 +701,17 @@ def main() -> int:
         if extras:
             lines.append("Other metrics: " + "; ".join(extras) + ".")
             lines.append("")
+        for text in notes.pop(fam, []):
+            lines.append(text)
+            lines.append("")
 
+    if notes:
+        lines.append("## Other notes")
+        lines.append("")
+        for fam, texts in notes.items():
+            for text in texts:
+                lines.append(f"- {fam}: {text}")
+        lines.append("")
     if unknown_rust:
         lines.append("## Other Rust measurements")
         lines.append("")

@@ -56,6 +56,12 @@ class ParseDivan(unittest.TestCase):
         self.assertAlmostEqual(report.parse_bytes("2 KiB"), 2048)
 
 
+class Notes(unittest.TestCase):
+    def test_parse(self):
+        text = "#note\tWaitingDone\tsize_of: 16 B\n# not a note\n#note\tbroken\n"
+        self.assertEqual(report.parse_notes(text), [("WaitingDone", "size_of: 16 B")])
+
+
 class ParseGo(unittest.TestCase):
     def test_lines(self):
         got = report.parse_go(GO)
@@ -75,7 +81,12 @@ class EndToEnd(unittest.TestCase):
             raw, out = Path(tmp, "raw"), Path(tmp, "out")
             raw.mkdir()
             (raw / "go-sample.txt").write_text(GO)
-            (raw / "rust-go_twins.txt").write_text(DIVAN)
+            (raw / "rust-go_twins.txt").write_text("#note\tCheckCanceled\tA note from a bench binary.\n" + DIVAN)
+            (raw / "extra-compile-cost.tsv").write_text(
+                "CompileCost/fns=200\tplain\t2000000000\t\t\n"
+                "CompileCost/fns=200\tctx\t2500000000\t\t\n"
+                "# a comment\n"
+                "#note\tCompileCost\tHow it was measured.\n")
             (raw / "rust-status.tsv").write_text("go_twins\tran\t\nfanout\tmissing\tno target yet\n")
             argv = sys.argv
             sys.argv = ["report.py", "--raw", str(raw), "--out", str(out), "--root", str(HERE.parent)]
@@ -106,6 +117,11 @@ class EndToEnd(unittest.TestCase):
             self.assertIn("| concurrency=40 | Go context | 6,774 | 2,720 | 40 |", md)
             self.assertIn("| ctx | not yet measured |", md)
             self.assertIn("`fanout`: missing: no target yet", md)
+            r = rows[("CompileCost/fns=200", "plain")]
+            self.assertEqual((r[4], r[6]), ("1.2500", "yes"))
+            self.assertIn("A note from a bench binary.", md)
+            self.assertIn("How it was measured.", md)
+            self.assertLess(md.index("## CheckCanceled"), md.index("A note from a bench binary."))
             # t=1 is not what Go measures (-cpu 2): listed apart, not compared.
             self.assertIn("go_twins / ctx / CommonParentCancel / t=1", md)
 
