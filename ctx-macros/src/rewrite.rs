@@ -128,7 +128,9 @@ fn race(await_expr: ExprAwait) -> Expr {
     let watch = Ident::new("__ctx_watch", at);
     let exit = Ident::new("__ctx_exit", at);
     // `IntoFuture::into_future(<expr>)` as in rustc's own desugaring: a
-    // non-future is reported once, at the user's `.await`.
+    // non-future is reported first at the user's `<expr>.await`, with
+    // rustc's own wording. (Async code is edition 2018+, where the user's
+    // span resolves `::core`.)
     let into_future = quote_spanned!(user=> ::core::future::IntoFuture::into_future);
     let template: TokenStream = quote_spanned! {at=>
         match #into_future(#base) {
@@ -140,14 +142,13 @@ fn race(await_expr: ExprAwait) -> Expr {
     };
     match syn::parse2::<syn::ExprMatch>(template) {
         Ok(mut matched) => {
-            // The user's expression goes in as a syntax tree, so that it is
-            // printed with the parentheses it needs.
             // The `match` spans the user's `<expr>.await` with the user's
             // hygiene, so that lints about the value (`unused_must_use`)
             // point at the user's code, not at the attribute.
             matched.match_token.span = await_expr.base.span();
-            // (`base` moves into the call below.)
             matched.brace_token = syn::token::Brace(await_expr.await_token.span);
+            // The user's expression goes in as a syntax tree, so that it is
+            // printed with the parentheses it needs.
             if let Expr::Call(call) = &mut *matched.expr
                 && let Some(arg) = call.args.first_mut()
             {
