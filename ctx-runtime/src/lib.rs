@@ -114,8 +114,8 @@ pub use context::{AsContext, Context};
 pub use deadline::Instant;
 pub use done::{Done, DoneOwned};
 pub use error::{Cause, Error};
-pub use tree::CancelHandle;
 pub use task::{Group, SpawnExt, TaskHandle, TaskTracker, TrackerToken, spawn};
+pub use tree::CancelHandle;
 
 /// Makes every `.await` of an async fn a race against its first parameter,
 /// `ctx`, and checks the context-first convention at compile time.

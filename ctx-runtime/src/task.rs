@@ -60,7 +60,11 @@ where
     spawn_tracked(ctx, f, None)
 }
 
-fn spawn_tracked<F, Fut>(ctx: &Context, f: F, token: Option<TrackerToken>) -> TaskHandle<Fut::Output>
+fn spawn_tracked<F, Fut>(
+    ctx: &Context,
+    f: F,
+    token: Option<TrackerToken>,
+) -> TaskHandle<Fut::Output>
 where
     F: FnOnce(Context) -> Fut,
     Fut: Future + Send + 'static,
@@ -262,7 +266,9 @@ impl<T> TaskHandle<T> {
     /// # }
     /// ```
     pub fn detach(mut self) -> JoinHandle<T> {
-        self.join.take().expect("a TaskHandle is detached only once")
+        self.join
+            .take()
+            .expect("a TaskHandle is detached only once")
     }
 }
 
@@ -271,7 +277,10 @@ impl<T> Future for TaskHandle<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let join = this.join.as_mut().expect("a TaskHandle is not polled after detach");
+        let join = this
+            .join
+            .as_mut()
+            .expect("a TaskHandle is not polled after detach");
         Pin::new(join).poll(cx)
     }
 }
@@ -469,7 +478,12 @@ where
         if let Some(panic) = panic {
             std::panic::resume_unwind(panic);
         }
-        match &*self.shared.first.lock().unwrap_or_else(PoisonError::into_inner) {
+        match &*self
+            .shared
+            .first
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
             Some(err) => Err(Arc::clone(err)),
             None => Ok(()),
         }

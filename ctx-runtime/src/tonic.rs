@@ -88,6 +88,11 @@ pub fn context<T>(request: &Request<T>) -> Result<Context, Status> {
 /// called stops too. Gives `DEADLINE_EXCEEDED` or `CANCELLED` (with the
 /// context's cause as the message) when `ctx` wins.
 ///
+/// tonic's channel also applies the `grpc-timeout` it sends, and reports it
+/// as `CANCELLED` ("Timeout expired"); that timer is set a little after the
+/// context's deadline, and the context is checked first, so a deadline
+/// reaches the caller of `call` as `DEADLINE_EXCEEDED`.
+///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
@@ -123,7 +128,9 @@ where
 /// assert_eq!(status.message(), "shutting down");
 /// ```
 pub fn status(ctx: &Context, err: Error) -> Status {
-    let message = ctx.cause().map_or_else(|| err.to_string(), |cause| cause.to_string());
+    let message = ctx
+        .cause()
+        .map_or_else(|| err.to_string(), |cause| cause.to_string());
     match err {
         Error::DeadlineExceeded => Status::deadline_exceeded(message),
         Error::Canceled => Status::cancelled(message),

@@ -28,7 +28,10 @@ async fn main() -> ExitCode {
     let url = format!("http://{}/report", server.addr);
     let http = reqwest::Client::new();
 
-    println!("upstream on {upstream} (answers after {UPSTREAM_DELAY:?}), our service on {}\n", server.addr);
+    println!(
+        "upstream on {upstream} (answers after {UPSTREAM_DELAY:?}), our service on {}\n",
+        server.addr
+    );
 
     // Client 1 waits for its data.
     timeline.client("client 1", "GET /report, and waits");
@@ -50,8 +53,14 @@ async fn main() -> ExitCode {
         format!("GET /report, gives up after {CLIENT_2_PATIENCE:?}"),
     );
     let request = http.get(&url).header(CLIENT_HEADER, "client 2").send();
-    if tokio::time::timeout(CLIENT_2_PATIENCE, request).await.is_err() {
-        timeline.client("client 2", "closes the tab (drops the request and its connection)");
+    if tokio::time::timeout(CLIENT_2_PATIENCE, request)
+        .await
+        .is_err()
+    {
+        timeline.client(
+            "client 2",
+            "closes the tab (drops the request and its connection)",
+        );
     }
     let stopped = events
         .wait_for("client 2", "the task stopping", |e| {
@@ -60,7 +69,10 @@ async fn main() -> ExitCode {
         .await;
     events
         .wait_for("client 2", "the upstream call released", |e| {
-            matches!(e, Event::UpstreamDropped { .. } | Event::UpstreamAnswered { .. })
+            matches!(
+                e,
+                Event::UpstreamDropped { .. } | Event::UpstreamAnswered { .. }
+            )
         })
         .await;
     println!();
@@ -82,7 +94,10 @@ async fn main() -> ExitCode {
         .await;
     events
         .wait_for("client 3", "the upstream call released", |e| {
-            matches!(e, Event::UpstreamDropped { .. } | Event::UpstreamAnswered { .. })
+            matches!(
+                e,
+                Event::UpstreamDropped { .. } | Event::UpstreamAnswered { .. }
+            )
         })
         .await;
     println!();
@@ -103,7 +118,9 @@ async fn main() -> ExitCode {
     if rows == 1 && client_2_ok && client_3_ok {
         ExitCode::SUCCESS
     } else {
-        eprintln!("unexpected outcome: rows={rows}, client 2: {stopped:?}, client 3: {timed_out:?}");
+        eprintln!(
+            "unexpected outcome: rows={rows}, client 2: {stopped:?}, client 3: {timed_out:?}"
+        );
         ExitCode::FAILURE
     }
 }

@@ -135,7 +135,9 @@ impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Event::Client { who, what } => write!(f, "{who:<9} {what}"),
-            Event::UpstreamReceived { who } => write!(f, "{:<9} upstream: request for {who} arrives", ""),
+            Event::UpstreamReceived { who } => {
+                write!(f, "{:<9} upstream: request for {who} arrives", "")
+            }
             Event::UpstreamDropped { who } => write!(
                 f,
                 "{:<9} upstream: connection for {who} dropped before answering (released)",
@@ -154,7 +156,10 @@ impl fmt::Display for Event {
                 error: Some(error),
             } => write!(f, "{who:<9} server: body read failed: {error}"),
             Event::TaskStarted { who } => {
-                write!(f, "{who:<9} task: fetch from upstream, then write to SQLite")
+                write!(
+                    f,
+                    "{who:<9} task: fetch from upstream, then write to SQLite"
+                )
             }
             Event::TaskStopped { who, err, cause } => {
                 write!(f, "{who:<9} task: STOPPED: {err}")?;
@@ -229,7 +234,12 @@ impl Timeline {
 impl Events {
     /// The first event of `who` matching `pred` not returned yet, in the
     /// order they happened. Panics after 10 s (a hung test, not a way to wait).
-    pub async fn wait_for(&mut self, who: &str, what: &str, pred: impl Fn(&Event) -> bool) -> Event {
+    pub async fn wait_for(
+        &mut self,
+        who: &str,
+        what: &str,
+        pred: impl Fn(&Event) -> bool,
+    ) -> Event {
         let matches = |event: &Event| event.who() == who && pred(event);
         if let Some(i) = self.pending.iter().position(matches) {
             return self.pending.remove(i);
@@ -245,10 +255,7 @@ impl Events {
                     self.pending.push(event);
                 }
                 Ok(None) => panic!("timeline closed while waiting for {who}: {what}"),
-                Err(_) => panic!(
-                    "no {what} for {who} within 10 s; seen: {:#?}",
-                    self.seen
-                ),
+                Err(_) => panic!("no {what} for {who} within 10 s; seen: {:#?}", self.seen),
             }
         }
     }
@@ -338,7 +345,9 @@ struct UpstreamState {
 pub async fn start_upstream(answer: Answer, timeline: Timeline) -> io::Result<SocketAddr> {
     async fn data(State(state): State<UpstreamState>, headers: HeaderMap) -> &'static str {
         let who = client_of(&headers);
-        state.timeline.emit(Event::UpstreamReceived { who: who.clone() });
+        state
+            .timeline
+            .emit(Event::UpstreamReceived { who: who.clone() });
         let mut dropped = OnDrop(Some({
             let timeline = state.timeline.clone();
             let who = who.clone();
@@ -608,8 +617,11 @@ impl Server {
             Mode::WithoutCtxLayer => app.router().layer(axum::Extension(Context::background())),
         };
         let stop = root.done_owned();
-        let serve =
-            tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stop).await });
+        let serve = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stop)
+                .await
+        });
         Ok(Server {
             addr,
             root,

@@ -143,8 +143,10 @@ impl Hop {
         // `sent <= received - spent` holds exactly.
         let spent_us = start.elapsed().as_micros() as u64;
         let outgoing = ctx_tonic::request(&ctx, message).inspect_err(|status| {
-            self.log
-                .line(&self.name, format!("does not call on: {}", status.message()))
+            self.log.line(
+                &self.name,
+                format!("does not call on: {}", status.message()),
+            )
         })?;
         let sent = outgoing
             .metadata()
@@ -152,8 +154,10 @@ impl Hop {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
-        self.log
-            .line(&self.name, format!("calls on with grpc-timeout {}", show(&sent)));
+        self.log.line(
+            &self.name,
+            format!("calls on with grpc-timeout {}", show(&sent)),
+        );
         let reply = ctx_tonic::call(&ctx, call(next.clone(), outgoing))
             .await
             .inspect_err(|status| {
@@ -187,12 +191,18 @@ impl Drop for StopLog<'_> {
         {
             // Completion also cancels the request's context; only a deadline
             // or a cancellation that came first is news.
-            if err.is_timeout() || self.ctx.cause().is_some_and(|c| !c.is::<ctx_runtime::Error>()) {
+            if err.is_timeout()
+                || self
+                    .ctx
+                    .cause()
+                    .is_some_and(|c| !c.is::<ctx_runtime::Error>())
+            {
                 let cause = self.ctx.cause().map(|c| c.to_string()).unwrap_or_default();
                 if cause == err.to_string() {
                     self.log.line(self.name, format!("stopped: {err}"));
                 } else {
-                    self.log.line(self.name, format!("stopped: {err} ({cause})"));
+                    self.log
+                        .line(self.name, format!("stopped: {err} ({cause})"));
                 }
             }
         }
@@ -298,7 +308,11 @@ pub async fn start_chain(log: Log) -> io::Result<SocketAddr> {
 
 /// Calls the chain at `first` under `ctx`: its remaining time is the
 /// chain's budget.
-pub async fn call_chain(ctx: &Context, first: SocketAddr, work_ms: u32) -> Result<HopReply, Status> {
+pub async fn call_chain(
+    ctx: &Context,
+    first: SocketAddr,
+    work_ms: u32,
+) -> Result<HopReply, Status> {
     let request = ctx_tonic::request(ctx, HopRequest { work_ms })?;
     let reply = ctx_tonic::call(ctx, call(channel(first), request)).await?;
     Ok(reply.into_inner())

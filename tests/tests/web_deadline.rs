@@ -20,7 +20,9 @@ async fn deadline_header_gives_504_and_no_row(header: &str, value: &str) {
 
     let started = f
         .events
-        .wait_for(&who, "the handler", |e| matches!(e, Event::HandlerStarted { .. }))
+        .wait_for(&who, "the handler", |e| {
+            matches!(e, Event::HandlerStarted { .. })
+        })
         .await;
     match started {
         Event::HandlerStarted {
@@ -54,7 +56,10 @@ async fn deadline_header_gives_504_and_no_row(header: &str, value: &str) {
             )
         })
         .await;
-    assert!(matches!(upstream, Event::UpstreamDropped { .. }), "{upstream:?}");
+    assert!(
+        matches!(upstream, Event::UpstreamDropped { .. }),
+        "{upstream:?}"
+    );
     f.gate.open();
     f.server.shutdown().await.unwrap();
     assert_eq!(f.app.rows(), 0);

@@ -66,10 +66,7 @@ async fn assert_work_stopped(mut f: Fixture) {
     match &end {
         Event::TaskStopped { err, cause, .. } => {
             assert_eq!(*err, Error::Canceled);
-            assert!(
-                is_client_disconnected(cause.as_ref()),
-                "cause: {cause:?}"
-            );
+            assert!(is_client_disconnected(cause.as_ref()), "cause: {cause:?}");
         }
         other => panic!("the task did not observe the cancellation: {other:?}"),
     }
@@ -150,7 +147,10 @@ async fn http2_stream_reset_stops_the_work_and_keeps_the_connection() {
             )
         })
         .await;
-    assert!(matches!(upstream, Event::UpstreamDropped { .. }), "{upstream:?}");
+    assert!(
+        matches!(upstream, Event::UpstreamDropped { .. }),
+        "{upstream:?}"
+    );
     assert_eq!(f.app.rows(), 0);
 
     // Only the stream was reset: the same connection serves the next request.
@@ -253,7 +253,9 @@ async fn fix_reading_the_body_first_sees_the_disconnect() {
     drop(stream); // the client is gone, mid-upload
     let read = f
         .events
-        .wait_for(WHO, "the end of the body", |e| matches!(e, Event::BodyRead { .. }))
+        .wait_for(WHO, "the end of the body", |e| {
+            matches!(e, Event::BodyRead { .. })
+        })
         .await;
     assert!(
         matches!(&read, Event::BodyRead { error: Some(_), .. }),

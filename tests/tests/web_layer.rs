@@ -51,7 +51,11 @@ fn capturing<B: Send + 'static>(
 ) {
     let (tx, rx) = mpsc::unbounded_channel();
     let handler = Handler(move |req: Request<()>| {
-        let ctx = req.extensions().get::<Context>().cloned().expect("CtxLayer inserts it");
+        let ctx = req
+            .extensions()
+            .get::<Context>()
+            .cloned()
+            .expect("CtxLayer inserts it");
         tx.send(ctx).unwrap();
         let answer = answer.clone();
         async move {
@@ -74,10 +78,14 @@ fn request(headers: &[(&str, &str)]) -> Request<()> {
 
 #[tokio::test(start_paused = true)]
 async fn the_earliest_of_max_grpc_timeout_and_request_timeout_wins() {
-    let cases: &[(&[(&str, &str)], Option<Duration>)] = &[
+    type Headers<'a> = &'a [(&'a str, &'a str)];
+    let cases: &[(Headers<'_>, Option<Duration>)] = &[
         (&[], Some(Duration::from_secs(10))),
         (&[("grpc-timeout", "5S")], Some(Duration::from_secs(5))),
-        (&[("x-request-timeout", "3000")], Some(Duration::from_secs(3))),
+        (
+            &[("x-request-timeout", "3000")],
+            Some(Duration::from_secs(3)),
+        ),
         (&[("x-request-timeout", "2S")], Some(Duration::from_secs(2))),
         (
             &[("grpc-timeout", "1S"), ("x-request-timeout", "3000")],
@@ -87,7 +95,10 @@ async fn the_earliest_of_max_grpc_timeout_and_request_timeout_wins() {
             &[("grpc-timeout", "4S"), ("x-request-timeout", "250")],
             Some(Duration::from_millis(250)),
         ),
-        (&[("x-request-timeout", "60000")], Some(Duration::from_secs(10))),
+        (
+            &[("x-request-timeout", "60000")],
+            Some(Duration::from_secs(10)),
+        ),
         (&[("grpc-timeout", "1H")], Some(Duration::from_secs(10))),
     ];
     for (headers, expected) in cases {
@@ -177,7 +188,10 @@ async fn a_deadline_that_passes_gives_504_or_deadline_exceeded() {
     assert_eq!(response.headers()["grpc-status"], "4");
     let body = response.into_body().collect().await.unwrap().to_bytes();
     assert!(body.is_empty(), "a trailers-only response");
-    assert_eq!(contexts.recv().await.unwrap().err(), Some(Error::DeadlineExceeded));
+    assert_eq!(
+        contexts.recv().await.unwrap().err(),
+        Some(Error::DeadlineExceeded)
+    );
 
     // Already expired: answered without polling the handler.
     let response = service
@@ -194,7 +208,10 @@ async fn cancelling_the_root_answers_503_or_unavailable() {
     let mut service = CtxLayer::new(root).layer(handler);
     let http = tokio::spawn(service.call(request(&[])));
     let grpc = tokio::spawn(service.call(request(&[("content-type", "application/grpc")])));
-    let (a, b) = (contexts.recv().await.unwrap(), contexts.recv().await.unwrap());
+    let (a, b) = (
+        contexts.recv().await.unwrap(),
+        contexts.recv().await.unwrap(),
+    );
     shutdown.cancel_with_cause("server shutting down");
     assert_eq!(http.await.unwrap().unwrap().status(), 503);
     let grpc = grpc.await.unwrap().unwrap();
@@ -239,7 +256,9 @@ impl Body for ChannelBody {
         mut self: Pin<&mut Self>,
         cx: &mut TaskContext<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.0.poll_recv(cx).map(|chunk| chunk.map(|c| Ok(Frame::data(c))))
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|c| Ok(Frame::data(c))))
     }
 }
 
@@ -273,7 +292,10 @@ async fn a_streaming_body_keeps_the_context_alive_until_it_ends() {
     let (ctx, chunks) = take.await.unwrap();
     let mut body = response.into_body();
 
-    assert!(!ctx.is_done(), "the handler returned, but the body is still streaming");
+    assert!(
+        !ctx.is_done(),
+        "the handler returned, but the body is still streaming"
+    );
     chunks.send(Bytes::from_static(b"part 1")).await.unwrap();
     let frame = body.frame().await.unwrap().unwrap();
     assert_eq!(frame.into_data().unwrap(), "part 1");
@@ -282,7 +304,10 @@ async fn a_streaming_body_keeps_the_context_alive_until_it_ends() {
     drop(chunks); // the stream ends
     assert!(body.frame().await.is_none());
     assert_eq!(ctx.err(), Some(Error::Canceled));
-    assert!(ctx.cause().unwrap().is::<Error>(), "completed, not disconnected");
+    assert!(
+        ctx.cause().unwrap().is::<Error>(),
+        "completed, not disconnected"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -305,7 +330,9 @@ async fn a_streaming_body_dropped_midway_is_a_client_disconnect() {
 #[tokio::test(start_paused = true)]
 async fn requests_are_children_of_the_root_and_counted_by_the_tracker() {
     struct Tenant(&'static str);
-    let (root, _shutdown) = Context::background().with_value(Tenant("acme")).with_cancel();
+    let (root, _shutdown) = Context::background()
+        .with_value(Tenant("acme"))
+        .with_cancel();
     let tracker = ctx_runtime::TaskTracker::new();
     let (handler, mut contexts) = capturing(|| Some(Empty::<Bytes>::new()));
     let mut service = CtxLayer::new(root).tracker(tracker.clone()).layer(handler);

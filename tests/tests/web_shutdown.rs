@@ -65,7 +65,10 @@ async fn shutdown_cancels_in_flight_requests_and_waits_for_them() {
                 )
             })
             .await;
-        assert!(matches!(upstream, Event::UpstreamDropped { .. }), "{upstream:?}");
+        assert!(
+            matches!(upstream, Event::UpstreamDropped { .. }),
+            "{upstream:?}"
+        );
     }
     f.gate.open();
     assert_eq!(f.app.rows(), 0);

@@ -52,10 +52,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Context {
 impl<S: Send + Sync> OptionalFromRequestParts<S> for Context {
     type Rejection = Infallible;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        _state: &S,
-    ) -> Result<Option<Self>, Infallible> {
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Infallible> {
         Ok(parts.extensions.get::<Context>().cloned())
     }
 }

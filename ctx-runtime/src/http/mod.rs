@@ -34,6 +34,14 @@
 //! errors the gRPC way: HTTP 200, `content-type: application/grpc`, and a
 //! `grpc-status` header (a "trailers-only" response).
 //!
+//! tonic's server also applies `grpc-timeout` by itself, from the same
+//! header, a few microseconds before this layer does. Both timers usually
+//! fire on the same tick of tokio's clock, and then this layer answers
+//! `DEADLINE_EXCEEDED`; when tonic's fires a tick earlier, the client gets
+//! tonic's `CANCELLED` ("Timeout expired") instead. Either way the handler is
+//! dropped and the request's context is done. A zero timeout (`0n`) is
+//! always answered by this layer, at once.
+//!
 //! # A known limitation of hyper
 //!
 //! hyper notices that an HTTP/1.1 client went away only when it reads from
@@ -332,19 +340,26 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let grpc = is_grpc(req.headers());
+        let early = |early| ResponseFuture {
+            guard: None,
+            inner: None,
+            early: Some(early),
+            ctx: Context::background(),
+            done: None,
+            grpc,
+        };
         let timeout = match self.config.timeout(req.headers()) {
             Ok(timeout) => timeout,
-            Err(message) => {
-                return ResponseFuture {
-                    inner: None,
-                    early: Some(Early::BadTimeout(message)),
-                    ctx: Context::background(),
-                    done: None,
-                    guard: None,
-                    grpc,
-                };
-            }
+            Err(message) => return early(Early::BadTimeout(message)),
         };
+        // Answered at once, without a timer tick: tonic's own grpc-timeout
+        // handling would otherwise answer CANCELLED first.
+        if timeout.is_some_and(|t| t.is_zero()) {
+            return early(Early::Deadline);
+        }
+        if self.config.root.is_done() {
+            return early(Early::Shutdown);
+        }
         let root = &self.config.root;
         let (ctx, cancel) = match timeout {
             Some(timeout) => root.with_timeout(timeout),
@@ -356,11 +371,11 @@ where
             _token: self.config.tracker.as_ref().map(TaskTracker::token),
         };
         ResponseFuture {
+            guard: Some(guard),
             inner: Some(self.inner.call(req)),
             early: None,
             done: Some(ctx.done_owned()),
             ctx,
-            guard: Some(guard),
             grpc,
         }
     }
@@ -401,8 +416,16 @@ enum Early {
 impl Early {
     fn response<B: Body>(self, grpc: bool) -> Response<CtxBody<B>> {
         let (status, grpc_status, message) = match self {
-            Early::Deadline => (StatusCode::GATEWAY_TIMEOUT, "4", "request deadline exceeded"),
-            Early::Shutdown => (StatusCode::SERVICE_UNAVAILABLE, "14", "server shutting down"),
+            Early::Deadline => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "4",
+                "request deadline exceeded",
+            ),
+            Early::Shutdown => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "14",
+                "server shutting down",
+            ),
             Early::BadTimeout(message) => (StatusCode::BAD_REQUEST, "13", message),
         };
         let mut response = Response::new(CtxBody {
