@@ -627,13 +627,19 @@ def main() -> int:
         + (f"; load average {meta['load_start']} at the start, {meta['load_end']} at the end"
            " (the machine may be shared)" if meta.get("load_start") else ""),
         f"- **Command:** `{meta.get('command', 'bench/compare')}` ({meta.get('mode', 'full')} mode"
-        + (f", {meta['elapsed']} s" if meta.get("elapsed") else "") + ")",
+        + (f", {meta['elapsed']} s" if meta.get("elapsed") else "")
+        + (f", of which {meta['rust_build_s']} s the release build of the Rust benches"
+           if meta.get("rust_build_s") else "")
+        + (f" and {meta['compile_cost_s']} s bench/compile-cost" if meta.get("compile_cost_s") else "")
+        + ")",
+        *([f"- **Code:** commit {meta['git']}"] if meta.get("git") else []),
         f"- **Go:** {meta.get('go_version', '?')} (`{meta.get('go_binary', '?')}`), GOMAXPROCS=2 / `-cpu 2`,"
         f" {meta.get('go_flags', '')}",
         f"- **Rust:** {rustc or '?'}; divan {cargo_lock_version(args.root, 'divan') or '(not in Cargo.lock yet)'},"
         f" tokio {cargo_lock_version(args.root, 'tokio') or '?'},"
         f" tokio-util {cargo_lock_version(args.root, 'tokio-util') or '(not in Cargo.lock yet)'};"
-        f" Rust ns/op = divan {args.rust_stat}, allocs and bytes = divan AllocProfiler mean",
+        f" Rust ns/op = divan {args.rust_stat}, allocs and bytes = divan AllocProfiler mean"
+        + (f"; divan flags {meta['divan_flags']}" if meta.get("divan_flags") else ""),
         "",
         "ns/op is time per operation; B/op and allocs/op are heap bytes and allocations per operation",
         "(Go: `-benchmem`; Rust: divan's `AllocProfiler`). *ctx ÷ this* is ctx's ns/op divided by that",

@@ -268,7 +268,7 @@ mod ctx {
     /// Go: `wg.Add(1); go func() { defer wg.Done(); ctx.Value(-1) }(); wg.Wait()`.
     /// A task on the 2-worker runtime, spawned and awaited from the bench
     /// thread (which is not one of the workers).
-    #[divan::bench(name = "DeepValueNewTask", args = VALUE_DEPTHS)]
+    #[divan::bench(name = "DeepValueNewTask", args = VALUE_DEPTHS, sample_size = 8)]
     fn deep_value_new_task(b: Bencher, depth: usize) {
         let ctx = value_chain(depth);
         let rt = runtime();
@@ -284,7 +284,7 @@ mod ctx {
     /// Not the twin (shown under "Other"): the same on a current-thread
     /// runtime, where the task runs on the bench thread, as Go's new
     /// goroutine runs on the P of the goroutine that waits for it.
-    #[divan::bench(name = "DeepValueNewTask_current_thread", args = VALUE_DEPTHS)]
+    #[divan::bench(name = "DeepValueNewTask_current_thread", args = VALUE_DEPTHS, sample_size = 32)]
     fn deep_value_new_task_current_thread(b: Bencher, depth: usize) {
         let ctx = value_chain(depth);
         let rt = tokio::runtime::Builder::new_current_thread()
