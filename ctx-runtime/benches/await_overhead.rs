@@ -239,6 +239,56 @@ mod await_overhead {
         }
     }
 
+    /// Not compared (listed under "Other"): the `yield_now` calls inside a
+    /// spawned task (`block_on` of its JoinHandle) instead of `block_on` of
+    /// the call itself. tokio's `block_on` hands the future a borrowed waker
+    /// whose clone never `will_wake` the next poll's waker, so whatever keeps
+    /// a waker across polls re-registers at every pending await there; in a
+    /// task the waker stays the same.
+    #[divan::bench_group(name = "yield_now_in_task")]
+    mod yield_now_in_task {
+        use super::*;
+
+        fn in_task<F>(call: impl FnOnce(Context, CancellationToken) -> F + Send + 'static) -> u64
+        where
+            F: Future<Output = Result<u64, Error>> + Send + 'static,
+        {
+            let (ctx, _, token) = live();
+            let (ctx, token) = (ctx.clone(), token.clone());
+            let rt = runtime();
+            rt.block_on(rt.spawn(async move { call(ctx, token).await }))
+                .unwrap()
+                .expect("live context")
+        }
+
+        #[divan::bench]
+        fn plain(b: Bencher) {
+            b.bench(|| in_task(|ctx, _| async move { yield_plain(&ctx).await }));
+        }
+
+        #[divan::bench]
+        fn ctx(b: Bencher) {
+            b.bench(|| in_task(|ctx, _| async move { yield_ctx(&ctx).await }));
+        }
+
+        #[divan::bench]
+        fn select(b: Bencher) {
+            b.bench(|| in_task(|ctx, _| async move { yield_select(&ctx).await }));
+        }
+
+        #[divan::bench]
+        fn run_until_cancelled(b: Bencher) {
+            b.bench(|| in_task(|ctx, token| async move { yield_until(&ctx, &token).await }));
+        }
+
+        #[divan::bench]
+        fn abortable(b: Bencher) {
+            b.bench(|| {
+                in_task(|ctx, _| async move { super::super::abortable(yield_plain(&ctx)).await })
+            });
+        }
+    }
+
     /// Not a comparison: `block_on` of a future that is ready at once, the
     /// harness time that `ready` leaves out and `yield_now` includes.
     #[divan::bench]

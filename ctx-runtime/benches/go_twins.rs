@@ -300,6 +300,22 @@ mod ctx {
     }
 }
 
+/// The harness floor, listed under "Other": an iteration whose work is a
+/// `black_box`ed reference and a two-tag comparison (`same()` of two
+/// background contexts), like the `CheckCanceled/Err` loop without the
+/// atomic load. What divan's loop costs per iteration on this machine matters
+/// for the sub-nanosecond target of `CheckCanceled/Err`.
+#[divan::bench_group(name = "harness")]
+mod harness {
+    use super::*;
+
+    #[divan::bench(name = "trivial_op")]
+    fn trivial_op(b: Bencher) {
+        let ctx = ctx_runtime::Context::background();
+        b.bench(|| black_box(&ctx).same(&ctx));
+    }
+}
+
 /// tokio-util's `CancellationToken`: child_token, cancel, is_cancelled,
 /// cancelled(). It has no values, no deadlines and no uncancellable root.
 #[divan::bench_group(name = "tokio_util")]
