@@ -50,6 +50,23 @@ pub trait RequestBuilderExt {
     ///   is dropped, which closes (HTTP/1.1) or resets (HTTP/2) its
     ///   connection, and [`SendError::Context`] is returned. A timeout that
     ///   fires together with the deadline is reported the same way.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use ctx_runtime::{Context, Error};
+    /// use ctx_runtime::reqwest::RequestBuilderExt;
+    /// use std::time::Duration;
+    ///
+    /// // An upstream that accepts connections and never answers.
+    /// let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// let url = format!("http://{}/", upstream.local_addr().unwrap());
+    /// let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(50));
+    /// let err = reqwest::Client::new().get(url).send_ctx(&ctx).await.unwrap_err();
+    /// assert_eq!(err.context_error(), Some(Error::DeadlineExceeded));
+    /// # drop(upstream);
+    /// # }
+    /// ```
     fn send_ctx(
         self,
         ctx: &Context,

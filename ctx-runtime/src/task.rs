@@ -111,6 +111,17 @@ impl Drop for CancelOnDrop {
 /// ```
 pub trait SpawnExt {
     /// Runs `f(child)` as a task under a child of this context; see [`spawn`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use ctx_runtime::{Context, Error, SpawnExt};
+    /// let (ctx, cancel) = Context::background().with_cancel();
+    /// let task = ctx.spawn(|ctx| async move { ctx.run(std::future::pending::<()>()).await });
+    /// cancel.cancel();
+    /// assert_eq!(task.await.unwrap(), Err(Error::Canceled));
+    /// # }
+    /// ```
     fn spawn<F, Fut>(&self, f: F) -> TaskHandle<Fut::Output>
     where
         F: FnOnce(Context) -> Fut,

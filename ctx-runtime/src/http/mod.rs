@@ -452,6 +452,36 @@ pin_project! {
     ///
     /// Dropping it before it completes cancels the request's context with
     /// [`ClientDisconnected`]: hyper drops it when the client goes away.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use ctx_runtime::Context;
+    /// use ctx_runtime::http::{ClientDisconnected, CtxLayer};
+    /// use std::convert::Infallible;
+    /// use tower_layer::Layer;
+    /// use tower_service::Service;
+    ///
+    /// # #[derive(Clone)] struct Never(tokio::sync::mpsc::UnboundedSender<Context>);
+    /// # impl Service<http::Request<()>> for Never {
+    /// #     type Response = http::Response<String>;
+    /// #     type Error = Infallible;
+    /// #     type Future = std::future::Pending<Result<http::Response<String>, Infallible>>;
+    /// #     fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> { std::task::Poll::Ready(Ok(())) }
+    /// #     fn call(&mut self, req: http::Request<()>) -> Self::Future {
+    /// #         self.0.send(req.extensions().get::<Context>().unwrap().clone()).unwrap();
+    /// #         std::future::pending()
+    /// #     }
+    /// # }
+    /// let (tx, mut contexts) = tokio::sync::mpsc::unbounded_channel();
+    /// // `Never` hands its request's context over and never answers.
+    /// let mut service = CtxLayer::new(Context::background()).layer(Never(tx));
+    /// let response = service.call(http::Request::new(()));
+    /// let ctx = contexts.recv().await.unwrap();
+    /// drop(response); // the client went away
+    /// assert!(ctx.cause().unwrap().is::<ClientDisconnected>());
+    /// # }
+    /// ```
     pub struct ResponseFuture<F> {
         // Declared first so that it drops first: a handler dropped because its
         // client left already sees its context cancelled.
@@ -544,6 +574,39 @@ pin_project! {
     /// when it is dropped before its end (the client went away in the middle
     /// of a streaming response), the context is cancelled with
     /// [`ClientDisconnected`]. The layer's own responses have an empty body.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use ctx_runtime::Context;
+    /// use ctx_runtime::http::CtxLayer;
+    /// use std::convert::Infallible;
+    /// use tower_layer::Layer;
+    /// use tower_service::Service;
+    ///
+    /// # #[derive(Clone)] struct Hello(tokio::sync::mpsc::UnboundedSender<Context>);
+    /// # impl Service<http::Request<()>> for Hello {
+    /// #     type Response = http::Response<String>;
+    /// #     type Error = Infallible;
+    /// #     type Future = std::future::Ready<Result<http::Response<String>, Infallible>>;
+    /// #     fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> { std::task::Poll::Ready(Ok(())) }
+    /// #     fn call(&mut self, req: http::Request<()>) -> Self::Future {
+    /// #         self.0.send(req.extensions().get::<Context>().unwrap().clone()).unwrap();
+    /// #         std::future::ready(Ok(http::Response::new("hello".to_owned())))
+    /// #     }
+    /// # }
+    /// let (tx, mut contexts) = tokio::sync::mpsc::unbounded_channel();
+    /// // `Hello` hands its request's context over and answers "hello".
+    /// let mut service = CtxLayer::new(Context::background()).layer(Hello(tx));
+    /// let response = service.call(http::Request::new(())).await.unwrap();
+    /// let ctx = contexts.recv().await.unwrap();
+    /// let mut body = response.into_body(); // a CtxBody<String>
+    /// assert!(!ctx.is_done(), "alive while the body is unsent");
+    /// let frame = std::future::poll_fn(|cx| http_body::Body::poll_frame(std::pin::Pin::new(&mut body), cx)).await;
+    /// assert_eq!(frame.unwrap().unwrap().into_data().unwrap(), "hello");
+    /// assert!(ctx.is_done(), "the whole body went out: the request is over");
+    /// # }
+    /// ```
     pub struct CtxBody<B: Body> {
         #[pin]
         inner: Option<B>,
