@@ -10,6 +10,8 @@ use proc_macro::TokenStream;
 
 mod attr;
 mod expand;
+#[cfg(test)]
+mod fuzz_tests;
 mod rewrite;
 mod sig;
 
