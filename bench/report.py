@@ -626,8 +626,9 @@ def main() -> int:
         "",
         f"- **Date:** {date}",
         f"- **Machine:** {meta.get('machine') or machine_line()}"
-        + (f"; load average {meta['load_start']} at the start, {meta['load_end']} at the end"
-           " (the machine may be shared)" if meta.get("load_start") else ""),
+        + (f"; load average {meta['load_start']} at the start"
+           + (f", {meta['load_rust']} when the Rust benchmarks started" if meta.get("load_rust") else "")
+           + f", {meta['load_end']} at the end (the machine may be shared)" if meta.get("load_start") else ""),
         f"- **Command:** `{meta.get('command', 'bench/compare')}` ({meta.get('mode', 'full')} mode"
         + (f", {meta['elapsed']} s" if meta.get("elapsed") else "")
         + (f", of which {meta['rust_build_s']} s the release build of the Rust benches"
