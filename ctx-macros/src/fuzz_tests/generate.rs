@@ -378,7 +378,21 @@ pub(super) fn function(receiver_weight: u32) -> BoxedStrategy<String> {
     let name = pick(&[(3, "fetch"), (1, "get_quickly"), (1, "r#match"), (1, "run")]);
     let vis = pick(&[(4, ""), (2, "pub "), (1, "pub(crate) "), (1, "pub(super) ")]);
     let e = expr();
-    let plain = (qualifiers, return_type(), block_of(e.clone()));
+    // Inner attributes go before the prologue, which goes before the statements.
+    let plain = (
+        qualifiers,
+        return_type(),
+        block_of(e.clone()),
+        prop::bool::weighted(0.1),
+    )
+        .prop_map(|(quals, ret, body, inner_attr)| {
+            let body = if inner_attr {
+                body.replacen('{', "{ #![allow(unused_variables)]", 1)
+            } else {
+                body
+            };
+            (quals, ret, body)
+        });
     let impl_future = (
         block_of(e.clone()),
         prop::collection::vec(stmt(e), 0..2),

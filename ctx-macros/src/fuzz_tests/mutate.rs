@@ -262,6 +262,11 @@ fn respace(tokens: TokenStream) -> TokenStream {
 
 /// `tokens` without any `.await`: the input of the round-trip property.
 pub(super) fn strip_awaits(tokens: TokenStream) -> TokenStream {
+    // `x.await?.await else` leaves a `?` that was joint to the `.`.
+    respace(strip(tokens))
+}
+
+fn strip(tokens: TokenStream) -> TokenStream {
     let mut out: Vec<TokenTree> = Vec::new();
     for tt in tokens {
         match tt {
@@ -273,7 +278,7 @@ pub(super) fn strip_awaits(tokens: TokenStream) -> TokenStream {
                 }
             }
             TokenTree::Group(group) => {
-                let mut new = Group::new(group.delimiter(), strip_awaits(group.stream()));
+                let mut new = Group::new(group.delimiter(), strip(group.stream()));
                 new.set_span(group.span());
                 out.push(TokenTree::Group(new));
             }
@@ -306,5 +311,11 @@ mod tests {
     fn awaits_are_stripped_everywhere() {
         let out = strip_awaits(quote!({ a.await?.b(c.await).await; await }));
         assert_eq!(out.to_string(), "{ a ? . b (c) ; await }");
+        let out = strip_awaits("x.await?.await else".parse().unwrap());
+        let question = out.into_iter().nth(1);
+        assert!(
+            matches!(&question, Some(TokenTree::Punct(p)) if p.spacing() == Spacing::Alone),
+            "{question:?}"
+        );
     }
 }

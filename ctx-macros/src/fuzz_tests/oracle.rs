@@ -571,15 +571,26 @@ fn take_prologue(stmts: &mut Vec<Stmt>, expected: TokenStream) -> Result<(), Str
             .collect::<Vec<_>>()
             .join("\n")
     };
-    if stmts.len() < n || print(&stmts[..n]) != print(&expected) {
-        return Err(format!(
-            "the body does not start with the documented prologue\nexpected:\n{}\nfound:\n{}",
-            print(&expected),
-            print(&stmts[..n.min(stmts.len())])
-        ));
+    let found = print(&stmts[..n.min(stmts.len())]);
+    if found == print(&expected) {
+        stmts.drain(..n);
+        return Ok(());
     }
-    stmts.drain(..n);
-    Ok(())
+    // A body that starts with an empty statement (`{ ; .. }`): its `;` reads
+    // back as that of the prologue's last statement, an `if`. Same tokens.
+    if let Some(Stmt::Expr(last, None)) = expected.last()
+        && let Some(Stmt::Expr(got, Some(semi))) = stmts.get(n.wrapping_sub(1))
+        && last.to_token_stream().to_string() == got.to_token_stream().to_string()
+        && print(&stmts[..n - 1]) == print(&expected[..n - 1])
+    {
+        let empty = Stmt::Expr(Expr::Verbatim(TokenStream::new()), Some(*semi));
+        stmts.splice(..n, [empty]);
+        return Ok(());
+    }
+    Err(format!(
+        "the body does not start with the documented prologue\nexpected:\n{}\nfound:\n{found}",
+        print(&expected),
+    ))
 }
 
 /// `mut ctx` loses its `mut` under a timeout (the shadowing `let` has it).
