@@ -120,8 +120,8 @@ mod sig;
 /// * nested `fn` items and `impl` blocks;
 /// * macros whose input is not a list of expressions, or that run their
 ///   arguments concurrently: anything invoked with braces (`foo! { ... }`),
-///   `select!`, `select_biased!`, `join!`, `try_join!`, `pin!`, `stream!`
-///   and `try_stream!`;
+///   `select!`, `select_biased!`, `join!`, `try_join!`, `pin!`, `stream!`,
+///   `try_stream!`, and `stringify!` (which does not evaluate its input);
 /// * awaits that a macro produces when it expands (the attribute sees only
 ///   the tokens written in the body).
 ///

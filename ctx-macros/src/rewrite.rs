@@ -32,9 +32,9 @@ use syn::{
 };
 
 /// Macros whose input is not a list of expressions, or whose expressions are
-/// not evaluated in the function's own control flow: left alone, even with
-/// parentheses.
-const OPAQUE_MACROS: [&str; 7] = [
+/// not evaluated in the function's own control flow (or at all, as with
+/// `stringify!`): left alone, even with parentheses.
+const OPAQUE_MACROS: [&str; 8] = [
     "select",
     "select_biased",
     "join",
@@ -42,6 +42,7 @@ const OPAQUE_MACROS: [&str; 7] = [
     "pin",
     "stream",
     "try_stream",
+    "stringify",
 ];
 
 /// The name of the watch every rewritten await races against.
@@ -346,6 +347,16 @@ mod tests {
             my_dsl! { d().await };
             vec![e().await; 3];
             matches!(f().await, Some(x) if x > 1);
+        });
+        assert_rewrites(body.clone(), body, 0);
+    }
+
+    #[test]
+    fn stringify_keeps_the_awaits_it_quotes() {
+        // `stringify!` never evaluates its input: rewriting it would change the string.
+        let body = quote!({
+            let text = stringify!(fetch().await);
+            assert_eq!(stringify!(a.await, b), "a.await, b");
         });
         assert_rewrites(body.clone(), body, 0);
     }

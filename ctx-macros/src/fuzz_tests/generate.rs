@@ -168,6 +168,7 @@ pub(super) fn expr() -> BoxedStrategy<E> {
                 1 => two.clone().prop_map(|(a, b)| atom(format!("vec![{}, {}]", a.0, b.0))),
                 1 => inner.clone().prop_map(|e| atom(format!("format!(\"{{x}}\", x = {})", e.0))),
                 1 => inner.clone().prop_map(|e| atom(format!("dbg!({})", e.0))),
+                1 => inner.clone().prop_map(|e| atom(format!("stringify!({})", e.0))),
                 1 => inner.clone().prop_map(|e| atom(format!("write!(out, \"{{}}\", {})", e.0))),
                 1 => two.clone().prop_map(|(a, b)| atom(format!(
                     "tokio::select! {{ v = {} => v, _ = ctx.done() => {} }}", a.0, b.0

@@ -291,7 +291,7 @@ pub(super) fn strip_inner_marks(item: &mut Item) {
 }
 
 /// The macros the rewriter leaves alone even with parentheses (documented in lib.rs).
-const OPAQUE: [&str; 7] = [
+const OPAQUE: [&str; 8] = [
     "select",
     "select_biased",
     "join",
@@ -299,6 +299,7 @@ const OPAQUE: [&str; 7] = [
     "pin",
     "stream",
     "try_stream",
+    "stringify",
 ];
 
 /// The arguments of a macro whose input is a list of expressions, if it is
