@@ -16,13 +16,13 @@
 //! lock altogether.
 
 use std::future::{Future, IntoFuture};
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, Waker};
 
 use crate::error::Error;
 use crate::slab::NIL;
-use crate::sync::lock;
+use crate::sync::{AtomicWaker, lock};
 use crate::tree::CancelNode;
 
 /// One registration in a node's waiter slab.
@@ -40,6 +40,11 @@ impl Waiter {
     pub(crate) fn poll(&mut self, node: &CancelNode, waker: &Waker) -> Poll<()> {
         if node.is_done() {
             return Poll::Ready(());
+        }
+        if waker.will_wake(Waker::noop()) {
+            // Polled only to look (`now_or_never`, a select with a default
+            // branch): a no-op waker cannot be woken, so skip the lock.
+            return Poll::Pending;
         }
         let mut inner = lock(&node.inner);
         if node.is_done() {
@@ -190,16 +195,46 @@ impl Drop for DoneOwned {
 /// Watches one context for the races of one function call.
 ///
 /// `#[cancellable]` makes one per call and races every `.await` of the body
-/// against it. The waker stays registered from one await to the next (a
-/// task's waker rarely changes), so an await that returns `Pending` costs a
-/// `will_wake` comparison, and one that is ready costs one atomic load.
+/// against it. A ready await costs one atomic load. A pending await keeps the
+/// task reachable from the context's waiter list, which is kept from one
+/// await to the next:
+///
+/// * usually the task's waker itself is registered once, and later awaits
+///   only compare it (`will_wake`) with the waker they are polled with;
+/// * if that waker changes between polls (tokio's current-thread `block_on`
+///   lends a new one each time), the list gets a waker of a [`WakerSlot`]
+///   instead, once, and each pending await swaps the task's waker into the
+///   slot: no lock, no allocation.
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct Watch {
     node: Option<Arc<CancelNode>>,
     waiter: Waiter,
-    /// The waker currently registered, to skip re-registering it.
-    registered: Option<Waker>,
+    via: Via,
+}
+
+/// How a watched task is reached when its context is cancelled.
+#[derive(Debug)]
+enum Via {
+    Nothing,
+    /// The node's waiter list holds this waker (a clone).
+    Direct(Waker),
+    /// The node's waiter list holds a waker of this slot.
+    Slot(Arc<WakerSlot>),
+}
+
+/// A waker that forwards to whichever waker was last put in it.
+#[derive(Debug, Default)]
+struct WakerSlot(AtomicWaker);
+
+impl std::task::Wake for WakerSlot {
+    fn wake(self: Arc<Self>) {
+        self.0.wake();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.wake();
+    }
 }
 
 impl Watch {
@@ -208,7 +243,7 @@ impl Watch {
         Watch {
             node: ctx.signal().cloned(),
             waiter: Waiter::new(),
-            registered: None,
+            via: Via::Nothing,
         }
     }
 
@@ -232,17 +267,23 @@ impl Watch {
         self.check()?;
         match fut.poll(cx) {
             Poll::Ready(output) => Poll::Ready(Ok(output)),
-            Poll::Pending => {
-                let same = self
-                    .registered
-                    .as_ref()
-                    .is_some_and(|w| w.will_wake(cx.waker()));
-                if same || self.node.is_none() {
-                    Poll::Pending
-                } else {
-                    self.register(cx.waker())
+            Poll::Pending => match &self.via {
+                Via::Direct(registered) if registered.will_wake(cx.waker()) => Poll::Pending,
+                Via::Slot(slot) => {
+                    slot.0.register(cx.waker());
+                    // A cancel that took the slot's old waker before this
+                    // registration is seen here instead.
+                    self.pending_unless_done()
                 }
-            }
+                _ => self.register(cx.waker()),
+            },
+        }
+    }
+
+    fn pending_unless_done<T>(&self) -> Poll<Result<T, Error>> {
+        match self.check() {
+            Ok(()) => Poll::Pending,
+            Err(err) => Poll::Ready(Err(err)),
         }
     }
 
@@ -251,10 +292,19 @@ impl Watch {
         let Some(node) = &self.node else {
             return Poll::Pending;
         };
-        match self.waiter.poll(node, waker) {
+        let (listed, via) = match self.via {
+            Via::Nothing => (waker.clone(), Via::Direct(waker.clone())),
+            // The task's waker changed: from now on go through a slot.
+            _ => {
+                let slot = Arc::new(WakerSlot::default());
+                slot.0.register(waker);
+                (Waker::from(Arc::clone(&slot)), Via::Slot(slot))
+            }
+        };
+        match self.waiter.poll(node, &listed) {
             Poll::Ready(()) => Poll::Ready(Err(node.err().unwrap_or(Error::Canceled))),
             Poll::Pending => {
-                self.registered = Some(waker.clone());
+                self.via = via;
                 Poll::Pending
             }
         }
@@ -269,15 +319,40 @@ impl Drop for Watch {
     }
 }
 
-/// Races `fut` against `watch`'s context: the body of every `.await` that
-/// `#[cancellable]` rewrites, and of [`Context::run`](crate::Context::run).
-///
-/// Biased: the context is checked before each poll of `fut`, so a cancelled
-/// context wins even against a ready future.
+pin_project_lite::pin_project! {
+    /// The future behind every `.await` that `#[cancellable]` rewrites, and
+    /// behind [`Context::run`](crate::Context::run): `fut` raced against a
+    /// [`Watch`]'s context.
+    ///
+    /// Biased: the context is checked before each poll of `fut`, so a
+    /// cancelled context wins even against a ready future.
+    #[doc(hidden)]
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub struct Race<'a, F> {
+        watch: &'a mut Watch,
+        #[pin]
+        fut: F,
+    }
+}
+
+impl<F: Future> Future for Race<'_, F> {
+    type Output = Result<F::Output, Error>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        this.watch.poll_race(this.fut, cx)
+    }
+}
+
+/// Races `fut` against `watch`'s context (see [`Race`]).
 #[doc(hidden)]
-pub async fn race<F: IntoFuture>(watch: &mut Watch, fut: F) -> Result<F::Output, Error> {
-    let mut fut = pin!(fut.into_future());
-    std::future::poll_fn(|cx| watch.poll_race(fut.as_mut(), cx)).await
+#[inline]
+pub fn race<F: IntoFuture>(watch: &mut Watch, fut: F) -> Race<'_, F::IntoFuture> {
+    Race {
+        watch,
+        fut: fut.into_future(),
+    }
 }
 
 /// Blocks the current thread until `node` is done or `timeout` passes.

@@ -171,3 +171,41 @@ fn race_is_woken_by_cancel() {
         assert_eq!(waiter.join().unwrap(), Err(Error::Canceled));
     });
 }
+
+/// A watched task whose waker changes between polls goes through the
+/// lock-free slot; a cancel racing the swap still wakes the latest waker.
+#[test]
+fn race_with_a_changing_waker_is_woken_by_cancel() {
+    loom::model(|| {
+        let (ctx, cancel) = Context::background().with_cancel();
+        let c = ctx.clone();
+        let waiter = thread::spawn(move || {
+            let mut watch = crate::done::Watch::new(&c);
+            let mut pending = pin!(std::future::pending::<()>());
+            // First poll with a throwaway waker: registered directly.
+            let first = watch.poll_race(
+                pending.as_mut(),
+                &mut TaskContext::from_waker(&Waker::from(Arc::new(Ignore))),
+            );
+            if first.is_ready() {
+                return first.map(|r| r.map(|_| ()));
+            }
+            // block_on's waker differs: the slot takes over.
+            std::task::Poll::Ready(block_on(std::future::poll_fn(|cx| {
+                watch.poll_race(pending.as_mut(), cx)
+            })))
+        });
+        cancel.cancel();
+        assert_eq!(
+            waiter.join().unwrap(),
+            std::task::Poll::Ready(Err(Error::Canceled))
+        );
+    });
+}
+
+/// A waker that ignores wake-ups (not the no-op waker, which Done skips).
+struct Ignore;
+
+impl std::task::Wake for Ignore {
+    fn wake(self: Arc<Self>) {}
+}

@@ -3,7 +3,7 @@
 //!
 //! Nodes keep their children and waiters here. An index stays valid until its
 //! entry is removed; the owner of an entry is the only one who removes it,
-//! except [`Slab::take`], which empties the slab when its node is cancelled
+//! except [`Slab::drain`], which empties the slab when its node is cancelled
 //! (and a cancelled node never accepts entries again).
 
 use std::mem;
@@ -97,15 +97,17 @@ impl<T> Slab<T> {
         Some(value)
     }
 
-    /// Empties the slab, returning its entries.
-    pub(crate) fn take(&mut self) -> impl Iterator<Item = T> + use<T> {
+    /// Hands every entry to `f`, emptying the slab.
+    pub(crate) fn drain(&mut self, mut f: impl FnMut(T)) {
+        if self.len == 0 {
+            return;
+        }
         let Slab { head, rest, .. } = mem::take(self);
-        std::iter::once(head)
-            .chain(rest)
-            .filter_map(|slot| match slot {
-                Slot::Occupied(value) => Some(value),
-                Slot::Vacant { .. } => None,
-            })
+        for slot in std::iter::once(head).chain(rest) {
+            if let Slot::Occupied(value) = slot {
+                f(value);
+            }
+        }
     }
 
     /// Bytes of heap this slab holds beyond its inline entry (for `Debug` and tests).
@@ -131,11 +133,12 @@ mod tests {
         assert_eq!(slab.get_mut(a), Some(&mut "a"));
         assert_eq!(slab.insert("d"), b, "freed slot is reused first");
         assert_eq!(slab.len(), 3);
-        let mut all: Vec<_> = slab.take().collect();
+        let mut all = Vec::new();
+        slab.drain(|v| all.push(v));
         all.sort_unstable();
         assert_eq!(all, ["a", "c", "d"]);
         assert_eq!(slab.len(), 0);
-        assert_eq!(slab.remove(c), None, "indices from before take() are dead");
+        assert_eq!(slab.remove(c), None, "indices from before drain() are dead");
     }
 
     #[test]

@@ -13,6 +13,31 @@ pub(crate) use loom::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 #[cfg(ctx_loom)]
 pub(crate) use loom::sync::{Mutex, MutexGuard};
 
+/// loom's `AtomicWaker`, with the `register(&Waker)` of the `atomic-waker` crate.
+#[cfg(ctx_loom)]
+#[derive(Default)]
+pub(crate) struct AtomicWaker(loom::future::AtomicWaker);
+
+#[cfg(ctx_loom)]
+impl AtomicWaker {
+    pub(crate) fn register(&self, waker: &std::task::Waker) {
+        self.0.register_by_ref(waker);
+    }
+
+    pub(crate) fn wake(&self) {
+        self.0.wake();
+    }
+}
+
+#[cfg(ctx_loom)]
+impl std::fmt::Debug for AtomicWaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AtomicWaker")
+    }
+}
+
+#[cfg(not(ctx_loom))]
+pub(crate) use atomic_waker::AtomicWaker;
 #[cfg(not(ctx_loom))]
 pub(crate) use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 #[cfg(not(ctx_loom))]

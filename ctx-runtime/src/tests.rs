@@ -204,3 +204,65 @@ fn a_deep_chain_cancels_and_drops_without_recursion() {
         .join()
         .unwrap();
 }
+
+#[test]
+fn a_watch_follows_a_task_whose_waker_changes_between_polls() {
+    let (ctx, cancel) = Context::background().with_cancel();
+    let mut watch = crate::done::Watch::new(&ctx);
+    let mut pending = pin!(std::future::pending::<()>());
+    let wakers: Vec<_> = (0..4).map(|_| counting_waker()).collect();
+    for (_, waker) in &wakers {
+        let mut cx = TaskContext::from_waker(waker);
+        assert!(watch.poll_race(pending.as_mut(), &mut cx).is_pending());
+        assert_eq!(
+            node(&ctx).waiter_count(),
+            1,
+            "one entry, whatever the waker"
+        );
+    }
+    cancel.cancel();
+    let woken: Vec<_> = wakers
+        .iter()
+        .map(|(c, _)| c.0.load(Ordering::SeqCst))
+        .collect();
+    assert_eq!(
+        woken,
+        [0, 0, 0, 1],
+        "only the waker of the latest poll is woken"
+    );
+    let (_, waker) = &wakers[0];
+    let polled = watch.poll_race(pending.as_mut(), &mut TaskContext::from_waker(waker));
+    assert_eq!(polled, Poll::Ready(Err(Error::Canceled)));
+    drop(watch);
+    assert_eq!(node(&ctx).waiter_count(), 0);
+}
+
+#[test]
+fn a_stable_waker_is_registered_once_and_woken_directly() {
+    let (ctx, cancel) = Context::background().with_cancel();
+    let mut watch = crate::done::Watch::new(&ctx);
+    let mut pending = pin!(std::future::pending::<()>());
+    let (count, waker) = counting_waker();
+    for _ in 0..3 {
+        let mut cx = TaskContext::from_waker(&waker);
+        assert!(watch.poll_race(pending.as_mut(), &mut cx).is_pending());
+    }
+    assert_eq!(node(&ctx).waiter_count(), 1);
+    drop(watch);
+    assert_eq!(
+        node(&ctx).waiter_count(),
+        0,
+        "the watch deregisters when dropped"
+    );
+    cancel.cancel();
+    assert_eq!(count.0.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn polling_done_with_a_noop_waker_registers_nothing() {
+    let (ctx, _cancel) = Context::background().with_cancel();
+    let mut done = pin!(ctx.done());
+    let mut cx = TaskContext::from_waker(Waker::noop());
+    assert!(done.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(node(&ctx).waiter_count(), 0);
+}

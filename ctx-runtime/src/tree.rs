@@ -55,6 +55,7 @@ pub(crate) const LIVE: u8 = 0;
 const CANCELED: u8 = 1;
 const DEADLINE_EXCEEDED: u8 = 2;
 
+#[inline]
 fn encode(err: Error) -> u8 {
     match err {
         Error::Canceled => CANCELED,
@@ -62,6 +63,7 @@ fn encode(err: Error) -> u8 {
     }
 }
 
+#[inline]
 fn decode(state: u8) -> Option<Error> {
     match state {
         CANCELED => Some(Error::Canceled),
@@ -94,6 +96,18 @@ pub(crate) struct Inner {
     timer: Option<Timer>,
 }
 
+impl Inner {
+    fn new(cause: Option<Cause>, deadline_cause: Option<Cause>) -> Self {
+        Inner {
+            cause,
+            deadline_cause,
+            children: Slab::new(),
+            waiters: Slab::new(),
+            timer: None,
+        }
+    }
+}
+
 pub(crate) struct CancelNode {
     state: AtomicU8,
     /// The effective deadline: the earlier of our own and the inherited one.
@@ -123,21 +137,29 @@ impl CancelNode {
             (Some(own), _) => (Some(own), Some(own)),
             (None, theirs) => (theirs, None),
         };
+        let ancestor = parent.signal();
+        if let Some(err) = ancestor.and_then(|a| a.err()) {
+            // Derived from a cancelled parent: born cancelled, with the
+            // parent's error and cause, and never linked or armed.
+            let cause = ancestor.and_then(|a| lock(&a.inner).cause.clone());
+            return Arc::new(CancelNode {
+                state: AtomicU8::new(encode(err)),
+                deadline,
+                kind,
+                slot: AtomicUsize::new(NIL),
+                parent: parent.clone(),
+                inner: Mutex::new(Inner::new(cause, None)),
+            });
+        }
         let node = Arc::new(CancelNode {
             state: AtomicU8::new(LIVE),
             deadline,
             kind,
             slot: AtomicUsize::new(NIL),
             parent: parent.clone(),
-            inner: Mutex::new(Inner {
-                cause: None,
-                deadline_cause: own_timer.and(deadline_cause),
-                children: Slab::new(),
-                waiters: Slab::new(),
-                timer: None,
-            }),
+            inner: Mutex::new(Inner::new(None, own_timer.and(deadline_cause))),
         });
-        if let Some(ancestor) = parent.signal() {
+        if let Some(ancestor) = ancestor {
             let mut guard = lock(&ancestor.inner);
             match decode(ancestor.state.load(Ordering::Acquire)) {
                 None => {
@@ -145,8 +167,8 @@ impl CancelNode {
                     node.slot.store(index, Ordering::Relaxed);
                 }
                 Some(err) => {
-                    // Derived from a cancelled parent: born cancelled, with the
-                    // parent's error and cause. Nobody else can see `node` yet.
+                    // Cancelled since we looked: nobody else can see `node`
+                    // yet, so set its state as the cancel would have.
                     let cause = guard.cause.clone();
                     drop(guard);
                     lock(&node.inner).cause = cause;
@@ -161,10 +183,12 @@ impl CancelNode {
         node
     }
 
+    #[inline]
     pub(crate) fn err(&self) -> Option<Error> {
         decode(self.state.load(Ordering::Acquire))
     }
 
+    #[inline]
     pub(crate) fn is_done(&self) -> bool {
         self.state.load(Ordering::Acquire) != LIVE
     }
@@ -214,6 +238,10 @@ impl CancelNode {
     }
 
     fn cancel_with(&self, err: Error, cause: impl FnOnce(&mut Inner) -> Option<Cause>) -> bool {
+        // Most handles are dropped after their context is done: no lock then.
+        if self.is_done() {
+            return false;
+        }
         let mut inner = lock(&self.inner);
         if self.is_done() {
             return false;
@@ -287,40 +315,34 @@ struct Taken {
 }
 
 impl Taken {
-    /// Wakes the waiters, disarms the timer and cancels the descendants, with a
-    /// work list instead of recursion.
+    /// Wakes the waiters, disarms the timer, fires the after_funcs and
+    /// cancels the descendants: with a work list of nodes, not recursion.
     fn complete(self, err: Error, cause: Option<Cause>) {
-        let mut work: Vec<Taken> = Vec::new();
-        let mut next = Some(self);
-        while let Some(taken) = next.take().or_else(|| work.pop()) {
-            let Taken {
-                mut waiters,
-                mut children,
-                timer,
-            } = taken;
-            drop(timer);
-            for waker in waiters.take() {
-                waker.wake();
+        let mut work: Vec<Arc<CancelNode>> = Vec::new();
+        self.notify(&mut work);
+        while let Some(node) = work.pop() {
+            let mut inner = lock(&node.inner);
+            if node.is_done() {
+                continue;
             }
-            for child in children.take() {
-                match child {
-                    Child::Node(weak) => {
-                        let Some(node) = weak.upgrade() else { continue };
-                        let mut inner = lock(&node.inner);
-                        if node.is_done() {
-                            continue;
-                        }
-                        work.push(CancelNode::finish(
-                            &mut inner,
-                            &node.state,
-                            err,
-                            cause.clone(),
-                        ));
-                    }
-                    Child::AfterFunc(entry) => entry.fire(),
-                }
-            }
+            let taken = CancelNode::finish(&mut inner, &node.state, err, cause.clone());
+            drop(inner);
+            taken.notify(&mut work);
         }
+    }
+
+    fn notify(self, work: &mut Vec<Arc<CancelNode>>) {
+        let Taken {
+            mut waiters,
+            mut children,
+            timer,
+        } = self;
+        drop(timer);
+        waiters.drain(Waker::wake);
+        children.drain(|child| match child {
+            Child::Node(weak) => work.extend(weak.upgrade()),
+            Child::AfterFunc(entry) => entry.fire(),
+        });
     }
 }
 
