@@ -10,7 +10,7 @@
 //!
 //! Both transitions are one compare-and-swap from `PENDING`, so exactly one of
 //! them happens: `stop()` returns true iff it won, and then `f` never runs.
-//! An entry sits in its node's `children` slab (like a child context) until it
+//! An entry sits in its node's `entries` slab (like a child context) until it
 //! fires or is stopped, so stopped callbacks do not accumulate in a long-lived
 //! parent.
 
@@ -18,8 +18,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::slab::NIL;
-use crate::sync::{AtomicU8, AtomicUsize, Mutex, Ordering, lock};
-use crate::tree::{CancelNode, Child};
+use crate::sync::{AtomicU8, AtomicU32, Mutex, Ordering, lock};
+use crate::tree::{CancelNode, Entry};
 
 const PENDING: u8 = 0;
 const STARTED: u8 = 1;
@@ -29,8 +29,8 @@ type Callback = Box<dyn FnOnce() + Send>;
 
 pub(crate) struct AfterFuncEntry {
     state: AtomicU8,
-    /// Index in the node's `children`, guarded by the node's lock.
-    slot: AtomicUsize,
+    /// Index in the node's `entries`, guarded by the node's lock.
+    slot: AtomicU32,
     f: Mutex<Option<Callback>>,
 }
 
@@ -64,7 +64,7 @@ fn run_detached(f: Callback) {
 pub(crate) fn register(node: Option<&Arc<CancelNode>>, f: Callback) -> AfterFunc {
     let entry = Arc::new(AfterFuncEntry {
         state: AtomicU8::new(PENDING),
-        slot: AtomicUsize::new(NIL),
+        slot: AtomicU32::new(NIL),
         f: Mutex::new(Some(f)),
     });
     if let Some(node) = node {
@@ -73,7 +73,7 @@ pub(crate) fn register(node: Option<&Arc<CancelNode>>, f: Callback) -> AfterFunc
             drop(inner);
             entry.fire();
         } else {
-            let index = inner.children.insert(Child::AfterFunc(Arc::clone(&entry)));
+            let index = inner.entries.insert(Entry::AfterFunc(Arc::clone(&entry)));
             entry.slot.store(index, Ordering::Relaxed);
         }
     }
@@ -136,10 +136,10 @@ impl AfterFunc {
             let mut inner = lock(&node.inner);
             if !node.is_done() {
                 let index = entry.slot.load(Ordering::Relaxed);
-                let ours = matches!(inner.children.get_mut(index),
-                    Some(Child::AfterFunc(e)) if Arc::ptr_eq(e, entry));
+                let ours = matches!(inner.entries.get_mut(index),
+                    Some(Entry::AfterFunc(e)) if Arc::ptr_eq(e, entry));
                 if ours {
-                    let removed = inner.children.remove(index);
+                    let removed = inner.entries.remove(index);
                     drop(inner);
                     drop(removed);
                 }

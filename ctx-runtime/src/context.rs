@@ -195,7 +195,7 @@ impl Context {
     /// ```
     pub fn with_timeout(&self, timeout: Duration) -> (Context, CancelHandle) {
         let deadline = Instant::now().checked_add(timeout);
-        self.derive(deadline, None, Kind::Timeout(timeout))
+        self.derive(deadline, None, Kind::Deadline)
     }
 
     /// [`with_deadline`](Context::with_deadline) that records `cause` if, and
@@ -245,7 +245,7 @@ impl Context {
         cause: impl Into<Cause>,
     ) -> (Context, CancelHandle) {
         let deadline = Instant::now().checked_add(timeout);
-        self.derive(deadline, Some(cause.into()), Kind::Timeout(timeout))
+        self.derive(deadline, Some(cause.into()), Kind::Deadline)
     }
 
     /// A child carrying `value`, found by [`value::<T>()`](Context::value) here
@@ -507,6 +507,7 @@ impl Context {
         fut: F,
     ) -> impl Future<Output = Result<F::Output, Error>> + use<F> {
         let mut watch = Watch::new(self);
+        let fut = fut.into_future();
         async move { race(&mut watch, fut).await }
     }
 
@@ -607,14 +608,13 @@ impl fmt::Debug for Context {
             match link {
                 Repr::Cancel(node) => match node.kind() {
                     Kind::Cancel => f.write_str(".with_cancel()")?,
-                    Kind::Timeout(timeout) => write!(f, ".with_timeout({timeout:?})")?,
+                    // Like Go's String(): a timeout is shown as its deadline.
                     Kind::Deadline => match node.deadline() {
-                        Some(at) => write!(
-                            f,
-                            ".with_deadline(in {:?})",
-                            at.saturating_duration_since(Instant::now())
-                        )?,
-                        None => f.write_str(".with_deadline()")?,
+                        Some(at) if at > Instant::now() => {
+                            write!(f, ".with_deadline(in {:?})", at - Instant::now())?
+                        }
+                        Some(_) => f.write_str(".with_deadline(passed)")?,
+                        None => f.write_str(".with_deadline(never)")?,
                     },
                 },
                 Repr::Value(node) => write!(f, ".with_value::<{}>()", node.type_name)?,

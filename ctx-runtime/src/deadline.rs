@@ -27,13 +27,67 @@ use crate::tree::CancelNode;
 /// `advance()` move them.
 pub use tokio::time::Instant;
 
-/// An armed deadline; dropping it disarms it.
-pub(crate) enum Timer {
-    #[cfg(not(ctx_loom))]
-    Tokio(#[allow(dead_code)] std::pin::Pin<Box<tokio::time::Sleep>>),
-    #[cfg(not(ctx_loom))]
-    Thread(#[allow(dead_code)] thread_timer::Entry),
+/// A deadline in 8 bytes instead of 16 (nodes stay under glibc's fast-bin
+/// size): nanoseconds from a process-wide epoch, `i64::MIN` for none.
+///
+/// Exact within ±292 years of the epoch (the first deadline ever made);
+/// farther ones saturate there, which is "never" for any program.
+#[derive(Clone, Copy)]
+pub(crate) struct PackedDeadline(i64);
+
+impl PackedDeadline {
+    pub(crate) const NONE: PackedDeadline = PackedDeadline(i64::MIN);
+
+    fn epoch() -> Instant {
+        static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        Instant::from_std(*EPOCH.get_or_init(std::time::Instant::now))
+    }
+
+    pub(crate) fn new(deadline: Option<Instant>) -> Self {
+        let Some(at) = deadline else {
+            return Self::NONE;
+        };
+        let epoch = Self::epoch();
+        let saturate = |d: std::time::Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+        PackedDeadline(match at.checked_duration_since(epoch) {
+            Some(after) => saturate(after),
+            // Never i64::MIN (NONE): saturate stops at i64::MAX.
+            None => -saturate(epoch - at),
+        })
+    }
+
+    #[inline]
+    pub(crate) fn get(self) -> Option<Instant> {
+        if self.0 == Self::NONE.0 {
+            return None;
+        }
+        let offset = std::time::Duration::from_nanos(self.0.unsigned_abs());
+        let epoch = Self::epoch();
+        if self.0 >= 0 {
+            epoch.checked_add(offset)
+        } else {
+            epoch.checked_sub(offset)
+        }
+    }
 }
+
+/// An armed deadline; dropping it disarms it. One pointer, to keep nodes small.
+pub(crate) type Timer = std::pin::Pin<Box<Armed>>;
+
+#[cfg(not(ctx_loom))]
+pin_project_lite::pin_project! {
+    /// Where a deadline is armed.
+    #[project = ArmedProj]
+    pub(crate) enum Armed {
+        /// On the current tokio runtime's timer wheel.
+        Tokio { #[pin] sleep: tokio::time::Sleep },
+        /// On the timer thread.
+        Thread { entry: thread_timer::Entry },
+    }
+}
+
+#[cfg(ctx_loom)]
+pub(crate) enum Armed {}
 
 /// Arms `node`'s own deadline, or expires it now if `when` has passed.
 pub(crate) fn arm(node: &Arc<CancelNode>, when: Instant) {
@@ -44,13 +98,13 @@ pub(crate) fn arm(node: &Arc<CancelNode>, when: Instant) {
     #[cfg(not(ctx_loom))]
     {
         match arm_tokio(node, when) {
-            Armed::Timer(timer) => node.set_timer(timer),
-            Armed::Fired => {
+            Arming::Armed(timer) => node.set_timer(timer),
+            Arming::Fired => {
                 node.expire();
             }
-            Armed::NoRuntime => {
+            Arming::NoRuntime => {
                 if let Some(entry) = thread_timer::insert(node, when) {
-                    node.set_timer(Timer::Thread(entry));
+                    node.set_timer(Box::pin(Armed::Thread { entry }));
                 }
             }
         }
@@ -68,38 +122,43 @@ pub(crate) fn fired(node: &Arc<CancelNode>) {
     // not passed, so hand it to the timer thread rather than expire it early.
     #[cfg(not(ctx_loom))]
     if let Some(entry) = thread_timer::insert(node, when) {
-        node.set_timer(Timer::Thread(entry));
+        node.set_timer(Box::pin(Armed::Thread { entry }));
     }
 }
 
 #[cfg(not(ctx_loom))]
-enum Armed {
-    Timer(Timer),
+enum Arming {
+    Armed(Timer),
     Fired,
     NoRuntime,
 }
 
 #[cfg(not(ctx_loom))]
-fn arm_tokio(node: &Arc<CancelNode>, when: Instant) -> Armed {
+fn arm_tokio(node: &Arc<CancelNode>, when: Instant) -> Arming {
     use std::future::Future;
     use std::panic::{AssertUnwindSafe, catch_unwind};
     use std::task::{Context, Poll, Waker};
 
     if tokio::runtime::Handle::try_current().is_err() {
-        return Armed::NoRuntime;
+        return Arming::NoRuntime;
     }
     // tokio has no fallible constructor: a runtime built without
     // `enable_time`, or one shutting down, panics here. Fall back to the
     // timer thread rather than pass the panic on to the caller.
     let armed = catch_unwind(AssertUnwindSafe(|| {
-        let mut sleep = Box::pin(tokio::time::sleep_until(when));
+        let mut timer: Timer = Box::pin(Armed::Tokio {
+            sleep: tokio::time::sleep_until(when),
+        });
         let waker = Waker::from(Arc::clone(node));
-        match sleep.as_mut().poll(&mut Context::from_waker(&waker)) {
-            Poll::Ready(()) => Armed::Fired,
-            Poll::Pending => Armed::Timer(Timer::Tokio(sleep)),
+        let ArmedProj::Tokio { sleep } = timer.as_mut().project() else {
+            return Arming::NoRuntime;
+        };
+        match sleep.poll(&mut Context::from_waker(&waker)) {
+            Poll::Ready(()) => Arming::Fired,
+            Poll::Pending => Arming::Armed(timer),
         }
     }));
-    armed.unwrap_or(Armed::NoRuntime)
+    armed.unwrap_or(Arming::NoRuntime)
 }
 
 /// The process-wide timer thread, for deadlines made outside a tokio runtime.

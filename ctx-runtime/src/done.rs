@@ -15,7 +15,7 @@
 //! slab is empty for good, so a dropped waiter sees the state and skips the
 //! lock altogether.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, Waker};
@@ -23,12 +23,12 @@ use std::task::{Context as TaskContext, Poll, Waker};
 use crate::error::Error;
 use crate::slab::NIL;
 use crate::sync::{AtomicWaker, lock};
-use crate::tree::CancelNode;
+use crate::tree::{CancelNode, Entry};
 
 /// One registration in a node's waiter slab.
 #[derive(Debug)]
 pub(crate) struct Waiter {
-    slot: usize,
+    slot: u32,
 }
 
 impl Waiter {
@@ -51,13 +51,13 @@ impl Waiter {
             self.slot = NIL;
             return Poll::Ready(());
         }
-        match inner.waiters.get_mut(self.slot) {
-            Some(registered) => {
+        match inner.entries.get_mut(self.slot) {
+            Some(Entry::Waiter(registered)) => {
                 if !registered.will_wake(waker) {
                     registered.clone_from(waker);
                 }
             }
-            None => self.slot = inner.waiters.insert(waker.clone()),
+            _ => self.slot = inner.entries.insert(Entry::Waiter(waker.clone())),
         }
         Poll::Pending
     }
@@ -73,7 +73,7 @@ impl Waiter {
         }
         let mut inner = lock(&node.inner);
         if !node.is_done() {
-            let removed = inner.waiters.remove(slot);
+            let removed = inner.entries.remove(slot);
             drop(inner);
             drop(removed);
         }
@@ -345,14 +345,13 @@ impl<F: Future> Future for Race<'_, F> {
     }
 }
 
-/// Races `fut` against `watch`'s context (see [`Race`]).
+/// Races `fut` against `watch`'s context (see [`Race`]). Takes a `Future`:
+/// `#[cancellable]` has already called `IntoFuture::into_future` at the
+/// user's `.await`, where a non-future is then reported, once.
 #[doc(hidden)]
 #[inline]
-pub fn race<F: IntoFuture>(watch: &mut Watch, fut: F) -> Race<'_, F::IntoFuture> {
-    Race {
-        watch,
-        fut: fut.into_future(),
-    }
+pub fn race<F: Future>(watch: &mut Watch, fut: F) -> Race<'_, F> {
+    Race { watch, fut }
 }
 
 /// Blocks the current thread until `node` is done or `timeout` passes.

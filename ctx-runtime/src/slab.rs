@@ -8,23 +8,28 @@
 
 use std::mem;
 
-/// "No index": the end of the free list.
-pub(crate) const NIL: usize = usize::MAX;
+/// "No index": the end of the free list. Indices are `u32` to keep nodes
+/// small; a slab never holds 4 billion entries (that would be 96 GiB).
+pub(crate) const NIL: u32 = u32::MAX;
 
 /// Above this many spare slots an empty slab gives its memory back, so a
 /// long-lived parent returns to its baseline after a burst of children.
 const KEEP_CAPACITY: usize = 8;
 
 enum Slot<T> {
-    Vacant { next_free: usize },
+    Vacant { next_free: u32 },
     Occupied(T),
 }
 
 pub(crate) struct Slab<T> {
     head: Slot<T>,
-    rest: Vec<Slot<T>>,
-    next_free: usize,
-    len: usize,
+    /// Entries from index 1 on; boxed, so that the common one-entry slab
+    /// costs one pointer in its node (the extra allocation is made only by
+    /// a node with two children or waiters at once).
+    #[allow(clippy::box_collection)]
+    rest: Option<Box<Vec<Slot<T>>>>,
+    next_free: u32,
+    len: u32,
 }
 
 impl<T> Default for Slab<T> {
@@ -37,7 +42,7 @@ impl<T> Slab<T> {
     pub(crate) const fn new() -> Self {
         Slab {
             head: Slot::Vacant { next_free: NIL },
-            rest: Vec::new(),
+            rest: None,
             next_free: 0,
             len: 0,
         }
@@ -45,18 +50,28 @@ impl<T> Slab<T> {
 
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.len as usize
     }
 
-    fn slot_mut(&mut self, index: usize) -> Option<&mut Slot<T>> {
+    /// How many entries satisfy `f`.
+    #[cfg(test)]
+    pub(crate) fn count(&self, f: impl Fn(&T) -> bool) -> usize {
+        std::iter::once(&self.head)
+            .chain(self.rest.iter().flat_map(|rest| rest.iter()))
+            .filter(|slot| matches!(slot, Slot::Occupied(v) if f(v)))
+            .count()
+    }
+
+    fn slot_mut(&mut self, index: u32) -> Option<&mut Slot<T>> {
         match index {
             0 => Some(&mut self.head),
-            i => self.rest.get_mut(i - 1),
+            i => self.rest.as_mut()?.get_mut(i as usize - 1),
         }
     }
 
-    /// Stores `value` and returns its index.
-    pub(crate) fn insert(&mut self, value: T) -> usize {
+    /// Stores `value` and returns its index (`NIL` in the impossible case of
+    /// a slab past `u32` indices: the entry is then only reached by `drain`).
+    pub(crate) fn insert(&mut self, value: T) -> u32 {
         let index = self.next_free;
         if let Some(slot) = self.slot_mut(index)
             && let Slot::Vacant { next_free } = *slot
@@ -67,12 +82,13 @@ impl<T> Slab<T> {
             return index;
         }
         // The free list is empty: grow.
-        self.rest.push(Slot::Occupied(value));
-        self.len += 1;
-        self.rest.len()
+        let rest = self.rest.get_or_insert_default();
+        rest.push(Slot::Occupied(value));
+        self.len = self.len.saturating_add(1);
+        u32::try_from(rest.len()).unwrap_or(NIL)
     }
 
-    pub(crate) fn get_mut(&mut self, index: usize) -> Option<&mut T> {
+    pub(crate) fn get_mut(&mut self, index: u32) -> Option<&mut T> {
         match self.slot_mut(index) {
             Some(Slot::Occupied(value)) => Some(value),
             _ => None,
@@ -80,7 +96,7 @@ impl<T> Slab<T> {
     }
 
     /// Removes and returns the entry at `index`, if there is one.
-    pub(crate) fn remove(&mut self, index: usize) -> Option<T> {
+    pub(crate) fn remove(&mut self, index: u32) -> Option<T> {
         let next_free = self.next_free;
         let slot = self.slot_mut(index)?;
         if !matches!(slot, Slot::Occupied(_)) {
@@ -91,7 +107,7 @@ impl<T> Slab<T> {
         };
         self.next_free = index;
         self.len -= 1;
-        if self.len == 0 && self.rest.capacity() > KEEP_CAPACITY {
+        if self.len == 0 && self.heap_capacity() > KEEP_CAPACITY {
             *self = Slab::new();
         }
         Some(value)
@@ -102,18 +118,24 @@ impl<T> Slab<T> {
         if self.len == 0 {
             return;
         }
-        let Slab { head, rest, .. } = mem::take(self);
-        for slot in std::iter::once(head).chain(rest) {
-            if let Slot::Occupied(value) = slot {
-                f(value);
+        self.len = 0;
+        self.next_free = 0;
+        if let Slot::Occupied(value) = mem::replace(&mut self.head, Slot::Vacant { next_free: NIL })
+        {
+            f(value);
+        }
+        if let Some(rest) = self.rest.take() {
+            for slot in *rest {
+                if let Slot::Occupied(value) = slot {
+                    f(value);
+                }
             }
         }
     }
 
-    /// Bytes of heap this slab holds beyond its inline entry (for `Debug` and tests).
-    #[cfg(test)]
+    /// Slots this slab holds on the heap, beyond its inline entry.
     pub(crate) fn heap_capacity(&self) -> usize {
-        self.rest.capacity()
+        self.rest.as_ref().map_or(0, |rest| rest.capacity())
     }
 }
 
@@ -157,7 +179,7 @@ mod tests {
         let mut slab = Slab::new();
         let n = if cfg!(miri) { 200 } else { 10_000 };
         let ids: Vec<_> = (0..n).map(|i| slab.insert(i)).collect();
-        assert!(slab.heap_capacity() >= n - 1);
+        assert!(slab.heap_capacity() >= n as usize - 1);
         for id in ids.into_iter().rev() {
             assert!(slab.remove(id).is_some());
         }

@@ -266,3 +266,15 @@ fn polling_done_with_a_noop_waker_registers_nothing() {
     assert!(done.as_mut().poll(&mut cx).is_pending());
     assert_eq!(node(&ctx).waiter_count(), 0);
 }
+
+#[test]
+fn a_node_fits_glibcs_fast_bins() {
+    // An `ArcInner<CancelNode>` of at most 120 bytes is a 128-byte malloc
+    // chunk: glibc's fast bins, where allocating and freeing nodes in bulk
+    // (a cancelled tree, a burst of requests) stays cheap. See bench/README.
+    assert!(
+        std::mem::size_of::<CancelNode>() <= 104,
+        "CancelNode grew to {} bytes",
+        std::mem::size_of::<CancelNode>()
+    );
+}

@@ -46,10 +46,10 @@ use std::task::Waker;
 
 use crate::after_func::AfterFuncEntry;
 use crate::context::{Context, Repr};
-use crate::deadline::{self, Instant, Timer};
+use crate::deadline::{self, Instant, PackedDeadline, Timer};
 use crate::error::{Cause, Error};
 use crate::slab::{NIL, Slab};
-use crate::sync::{AtomicU8, AtomicUsize, Mutex, Ordering, lock};
+use crate::sync::{AtomicU8, AtomicU32, Mutex, Ordering, lock};
 
 pub(crate) const LIVE: u8 = 0;
 const CANCELED: u8 = 1;
@@ -72,50 +72,52 @@ fn decode(state: u8) -> Option<Error> {
     }
 }
 
-/// How a node was made, for `Debug`.
-#[derive(Clone, Copy, Debug)]
+/// How a node was made, for `Debug`. (A timeout is a deadline, as in Go.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
     Cancel,
     Deadline,
-    Timeout(std::time::Duration),
 }
 
-/// What a cancellable node keeps its children as.
-pub(crate) enum Child {
+/// What a node notifies when it is cancelled: its children, its after_func
+/// callbacks and its waiting tasks, in one list.
+pub(crate) enum Entry {
     Node(Weak<CancelNode>),
     AfterFunc(Arc<AfterFuncEntry>),
+    Waiter(Waker),
 }
 
 pub(crate) struct Inner {
-    /// The cause given at cancellation; `None` means "the same as `err()`".
-    cause: Option<Cause>,
-    /// The cause to record if this node's own deadline fires.
-    deadline_cause: Option<Cause>,
-    pub(crate) children: Slab<Child>,
-    pub(crate) waiters: Slab<Waker>,
+    /// While live: the cause to record if this node's own deadline fires.
+    /// Once done: the cause of the cancellation; `None` means "the same as
+    /// `err()`". Shared by a cancelled subtree; one pointer, to keep nodes small.
+    cause: Option<SharedCause>,
+    pub(crate) entries: Slab<Entry>,
     timer: Option<Timer>,
 }
 
+type SharedCause = Arc<Cause>;
+
 impl Inner {
-    fn new(cause: Option<Cause>, deadline_cause: Option<Cause>) -> Self {
+    fn new(cause: Option<SharedCause>) -> Self {
         Inner {
             cause,
-            deadline_cause,
-            children: Slab::new(),
-            waiters: Slab::new(),
+            entries: Slab::new(),
             timer: None,
         }
     }
 }
 
+// The node is kept small (the cancel tree allocates one per `with_cancel`):
+// see the size test in tests.rs.
 pub(crate) struct CancelNode {
     state: AtomicU8,
-    /// The effective deadline: the earlier of our own and the inherited one.
-    deadline: Option<Instant>,
     kind: Kind,
-    /// Our index in the nearest cancellable ancestor's `children`; only read or
-    /// written under that ancestor's lock.
-    slot: AtomicUsize,
+    /// Our index in the nearest cancellable ancestor's `entries`; only read
+    /// or written under that ancestor's lock.
+    slot: AtomicU32,
+    /// The effective deadline: the earlier of our own and the inherited one.
+    deadline: PackedDeadline,
     parent: Context,
     pub(crate) inner: Mutex<Inner>,
 }
@@ -131,13 +133,16 @@ impl CancelNode {
         deadline_cause: Option<Cause>,
         kind: Kind,
     ) -> Arc<CancelNode> {
-        let inherited = parent.deadline();
-        let (deadline, own_timer) = match (deadline, inherited) {
-            (Some(own), Some(theirs)) if theirs <= own => (Some(theirs), None),
-            (Some(own), _) => (Some(own), Some(own)),
-            (None, theirs) => (theirs, None),
-        };
         let ancestor = parent.signal();
+        let inherited = ancestor.map_or(PackedDeadline::NONE, |a| a.deadline);
+        let (deadline, own_timer) = match deadline {
+            // The common case, `with_cancel`: copy the parent's as it is.
+            None => (inherited, None),
+            Some(own) => match inherited.get() {
+                Some(theirs) if theirs <= own => (inherited, None),
+                _ => (PackedDeadline::new(Some(own)), Some(own)),
+            },
+        };
         if let Some(err) = ancestor.and_then(|a| a.err()) {
             // Derived from a cancelled parent: born cancelled, with the
             // parent's error and cause, and never linked or armed.
@@ -146,24 +151,24 @@ impl CancelNode {
                 state: AtomicU8::new(encode(err)),
                 deadline,
                 kind,
-                slot: AtomicUsize::new(NIL),
+                slot: AtomicU32::new(NIL),
                 parent: parent.clone(),
-                inner: Mutex::new(Inner::new(cause, None)),
+                inner: Mutex::new(Inner::new(cause)),
             });
         }
         let node = Arc::new(CancelNode {
             state: AtomicU8::new(LIVE),
             deadline,
             kind,
-            slot: AtomicUsize::new(NIL),
+            slot: AtomicU32::new(NIL),
             parent: parent.clone(),
-            inner: Mutex::new(Inner::new(None, own_timer.and(deadline_cause))),
+            inner: Mutex::new(Inner::new(own_timer.and(deadline_cause).map(Arc::new))),
         });
         if let Some(ancestor) = ancestor {
             let mut guard = lock(&ancestor.inner);
             match decode(ancestor.state.load(Ordering::Acquire)) {
                 None => {
-                    let index = guard.children.insert(Child::Node(Arc::downgrade(&node)));
+                    let index = guard.entries.insert(Entry::Node(Arc::downgrade(&node)));
                     node.slot.store(index, Ordering::Relaxed);
                 }
                 Some(err) => {
@@ -194,7 +199,7 @@ impl CancelNode {
     }
 
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.deadline
+        self.deadline.get()
     }
 
     pub(crate) fn kind(&self) -> Kind {
@@ -208,18 +213,21 @@ impl CancelNode {
     pub(crate) fn cause(&self) -> Option<Cause> {
         let err = self.err()?;
         let inner = lock(&self.inner);
-        Some(inner.cause.clone().unwrap_or_else(|| err.into()))
+        Some(match &inner.cause {
+            Some(cause) => Cause::clone(cause),
+            None => err.into(),
+        })
     }
 
     /// Cancels this node and every descendant. Returns false if it was already done.
     pub(crate) fn cancel(&self, err: Error, cause: Option<Cause>) -> bool {
-        self.cancel_with(err, |_| cause)
+        self.cancel_with(err, |_| cause.map(Arc::new))
     }
 
     /// The node's own deadline fired: cancel with `DeadlineExceeded` and the
     /// cause given to `with_deadline_cause`, if any.
     pub(crate) fn expire(&self) -> bool {
-        self.cancel_with(Error::DeadlineExceeded, |inner| inner.deadline_cause.take())
+        self.cancel_with(Error::DeadlineExceeded, |inner| inner.cause.take())
     }
 
     /// Stores the armed timer, unless the node was cancelled meanwhile (then the
@@ -237,7 +245,11 @@ impl CancelNode {
         }
     }
 
-    fn cancel_with(&self, err: Error, cause: impl FnOnce(&mut Inner) -> Option<Cause>) -> bool {
+    fn cancel_with(
+        &self,
+        err: Error,
+        cause: impl FnOnce(&mut Inner) -> Option<SharedCause>,
+    ) -> bool {
         // Most handles are dropped after their context is done: no lock then.
         if self.is_done() {
             return false;
@@ -258,12 +270,16 @@ impl CancelNode {
 
     /// The locked part of a cancellation: record it and take what must be
     /// notified. The caller notifies after unlocking.
-    fn finish(inner: &mut Inner, state: &AtomicU8, err: Error, cause: Option<Cause>) -> Taken {
+    fn finish(
+        inner: &mut Inner,
+        state: &AtomicU8,
+        err: Error,
+        cause: Option<SharedCause>,
+    ) -> Taken {
         inner.cause = cause;
         state.store(encode(err), Ordering::Release);
         Taken {
-            waiters: std::mem::take(&mut inner.waiters),
-            children: std::mem::take(&mut inner.children),
+            entries: std::mem::take(&mut inner.entries),
             timer: inner.timer.take(),
         }
     }
@@ -279,10 +295,10 @@ impl CancelNode {
             return;
         }
         let index = self.slot.load(Ordering::Relaxed);
-        let ours = matches!(inner.children.get_mut(index),
-            Some(Child::Node(weak)) if std::ptr::eq(weak.as_ptr(), self));
+        let ours = matches!(inner.entries.get_mut(index),
+            Some(Entry::Node(weak)) if std::ptr::eq(weak.as_ptr(), self));
         if ours {
-            let removed = inner.children.remove(index);
+            let removed = inner.entries.remove(index);
             drop(inner);
             drop(removed);
         }
@@ -298,26 +314,30 @@ impl CancelNode {
 
     #[cfg(test)]
     pub(crate) fn child_count(&self) -> usize {
-        lock(&self.inner).children.len()
+        self.count(|e| matches!(e, Entry::Node(_) | Entry::AfterFunc(_)))
     }
 
     #[cfg(test)]
     pub(crate) fn waiter_count(&self) -> usize {
-        lock(&self.inner).waiters.len()
+        self.count(|e| matches!(e, Entry::Waiter(_)))
+    }
+
+    #[cfg(test)]
+    fn count(&self, f: impl Fn(&Entry) -> bool) -> usize {
+        lock(&self.inner).entries.count(f)
     }
 }
 
 /// What a cancellation took out of a node, to notify once the lock is released.
 struct Taken {
-    waiters: Slab<Waker>,
-    children: Slab<Child>,
+    entries: Slab<Entry>,
     timer: Option<Timer>,
 }
 
 impl Taken {
     /// Wakes the waiters, disarms the timer, fires the after_funcs and
     /// cancels the descendants: with a work list of nodes, not recursion.
-    fn complete(self, err: Error, cause: Option<Cause>) {
+    fn complete(self, err: Error, cause: Option<SharedCause>) {
         let mut work: Vec<Arc<CancelNode>> = Vec::new();
         self.notify(&mut work);
         while let Some(node) = work.pop() {
@@ -332,16 +352,12 @@ impl Taken {
     }
 
     fn notify(self, work: &mut Vec<Arc<CancelNode>>) {
-        let Taken {
-            mut waiters,
-            mut children,
-            timer,
-        } = self;
+        let Taken { mut entries, timer } = self;
         drop(timer);
-        waiters.drain(Waker::wake);
-        children.drain(|child| match child {
-            Child::Node(weak) => work.extend(weak.upgrade()),
-            Child::AfterFunc(entry) => entry.fire(),
+        entries.drain(|entry| match entry {
+            Entry::Waiter(waker) => waker.wake(),
+            Entry::Node(weak) => work.extend(weak.upgrade()),
+            Entry::AfterFunc(after) => after.fire(),
         });
     }
 }
@@ -367,7 +383,7 @@ impl fmt::Debug for CancelNode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CancelNode")
             .field("err", &self.err())
-            .field("deadline", &self.deadline)
+            .field("deadline", &self.deadline())
             .finish_non_exhaustive()
     }
 }
@@ -377,9 +393,14 @@ impl fmt::Debug for CancelNode {
 pub(crate) fn drop_chain(mut ctx: Context) {
     loop {
         ctx = match std::mem::take(&mut ctx.repr) {
-            Repr::Cancel(node) => match Arc::into_inner(node) {
-                Some(mut node) => node.release(),
-                None => return,
+            // `get_mut` first: it works in place, where `into_inner` copies
+            // the node out; it fails only while the parent still lists us.
+            Repr::Cancel(mut node) => match Arc::get_mut(&mut node) {
+                Some(node) => node.release(),
+                None => match Arc::into_inner(node) {
+                    Some(mut node) => node.release(),
+                    None => return,
+                },
             },
             Repr::Value(mut node) => match Arc::get_mut(&mut node) {
                 Some(node) => node.take_parent(),

@@ -88,11 +88,11 @@ fn debug_names_the_chain_like_gos_string_and_hides_values() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn debug_shows_timeouts_and_deadlines() {
+async fn debug_shows_timeouts_as_deadlines_like_go() {
     let (t, _a) = Context::background().with_timeout(Duration::from_millis(500));
     assert_eq!(
         format!("{t:?}"),
-        "Context::background().with_timeout(500ms) [live]"
+        "Context::background().with_deadline(in 500ms) [live]"
     );
     let (d, _b) =
         Context::background().with_deadline(ctx_runtime::Instant::now() + Duration::from_secs(2));
@@ -103,6 +103,11 @@ async fn debug_shows_timeouts_and_deadlines() {
     t.done().await;
     assert_eq!(
         format!("{t:?}"),
-        "Context::background().with_timeout(500ms) [context deadline exceeded]"
+        "Context::background().with_deadline(passed) [context deadline exceeded]"
+    );
+    let (never, _c) = Context::background().with_timeout(Duration::MAX);
+    assert_eq!(
+        format!("{never:?}"),
+        "Context::background().with_deadline(never) [live]"
     );
 }
