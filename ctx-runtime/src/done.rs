@@ -41,11 +41,6 @@ impl Waiter {
         if node.is_done() {
             return Poll::Ready(());
         }
-        if waker.will_wake(Waker::noop()) {
-            // Polled only to look (`now_or_never`, a select with a default
-            // branch): a no-op waker cannot be woken, so skip the lock.
-            return Poll::Pending;
-        }
         let mut inner = lock(&node.inner);
         if node.is_done() {
             self.slot = NIL;

@@ -259,15 +259,6 @@ fn a_stable_waker_is_registered_once_and_woken_directly() {
 }
 
 #[test]
-fn polling_done_with_a_noop_waker_registers_nothing() {
-    let (ctx, _cancel) = Context::background().with_cancel();
-    let mut done = pin!(ctx.done());
-    let mut cx = TaskContext::from_waker(Waker::noop());
-    assert!(done.as_mut().poll(&mut cx).is_pending());
-    assert_eq!(node(&ctx).waiter_count(), 0);
-}
-
-#[test]
 fn a_node_fits_glibcs_fast_bins() {
     // An `ArcInner<CancelNode>` of at most 120 bytes is a 128-byte malloc
     // chunk: glibc's fast bins, where allocating and freeing nodes in bulk
