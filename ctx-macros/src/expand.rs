@@ -174,6 +174,9 @@ fn expand_fn(
     }
 }
 
+const NO_BODY_FOR_TIMEOUT: &str = "a method without a body has no awaits for a `timeout` to apply \
+     to: put the option on the methods that implement it";
+
 /// `#[cancellable]` on a method declaration without a body: the signature
 /// check only, as there is nothing to rewrite.
 fn expand_declaration(
@@ -184,11 +187,7 @@ fn expand_declaration(
 ) -> TokenStream {
     fn_options(options, &mut errors);
     if let Some(timeout) = options.timeout {
-        errors.push(syn::Error::new(
-            timeout.span,
-            "a method without a body has no awaits for a `timeout` to apply to: put the option on the \
-             methods that implement it",
-        ));
+        errors.push(syn::Error::new(timeout.span, NO_BODY_FOR_TIMEOUT));
     }
     if sig::rewritten_by_async_trait(&declaration.sig) {
         errors.push(async_trait_error());
@@ -208,8 +207,12 @@ enum Plan {
     /// A sync fn not marked `#[cancellable]` that mentions `ctx`: only the
     /// position of `ctx` is checked.
     CheckCtx,
-    /// Expanded with these options.
-    Expand(Options),
+    /// Expanded with these options; `own_timeout` is where the method's own
+    /// attribute sets a timeout (a trait method without a body rejects it).
+    Expand {
+        options: Options,
+        own_timeout: Option<Span>,
+    },
 }
 
 /// Removes the inner `#[cancellable(...)]` attributes of a method and decides
@@ -237,13 +240,20 @@ fn plan(outer: &Options, attrs: &mut Vec<Attribute>, sig: &Signature, errors: &m
         }
     }
     *attrs = kept;
+    let own_timeout = inner.as_ref().and_then(|o| o.timeout).map(|t| t.span);
     let options = inner.unwrap_or_default().or(outer);
     if options.skip.is_some() {
         return Plan::Leave;
     }
     match sig::shape(sig) {
-        Shape::Async | Shape::ImplFuture => Plan::Expand(options),
-        Shape::Sync if marked => Plan::Expand(options),
+        Shape::Async | Shape::ImplFuture => Plan::Expand {
+            options,
+            own_timeout,
+        },
+        Shape::Sync if marked => Plan::Expand {
+            options,
+            own_timeout,
+        },
         Shape::Sync if sig::mentions_ctx(sig) => Plan::CheckCtx,
         Shape::Sync => Plan::Leave,
     }
@@ -286,7 +296,7 @@ fn expand_impl(
         match plan {
             Plan::Leave => {}
             Plan::CheckCtx => sig::check_ctx_only(&method.sig, &mut errors),
-            Plan::Expand(options) => transform(
+            Plan::Expand { options, .. } => transform(
                 &options,
                 &mut method.sig,
                 &mut method.block,
@@ -329,10 +339,13 @@ fn expand_trait(
         match (plan, &mut method.default) {
             (Plan::Leave, _) => {}
             (Plan::CheckCtx, _) => sig::check_ctx_only(&method.sig, &mut errors),
-            (Plan::Expand(_), None) => {
+            (Plan::Expand { own_timeout, .. }, None) => {
+                if let Some(span) = own_timeout {
+                    errors.push(syn::Error::new(span, NO_BODY_FOR_TIMEOUT));
+                }
                 sig::check(&method.sig, Scope::Block, &mut errors);
             }
-            (Plan::Expand(options), Some(body)) => {
+            (Plan::Expand { options, .. }, Some(body)) => {
                 transform(&options, &mut method.sig, body, Scope::Block, &mut errors);
             }
         }
@@ -796,6 +809,32 @@ mod tests {
             kept,
             " impl S { async fn a (& self) { } async fn b (& self) { } }"
         );
+    }
+
+    #[test]
+    fn a_timeout_on_a_trait_method_without_a_body_is_an_error() {
+        let out = expand(
+            quote!(),
+            quote!(
+                trait T {
+                    #[cancellable(timeout = "1s")]
+                    async fn f(&self, ctx: &Context) -> Result<(), Error>;
+                }
+            ),
+        )
+        .to_string();
+        assert!(out.contains("has no awaits for a `timeout`"), "{out}");
+        // The trait's own default is not an error for a method without a body.
+        let out = expand(
+            quote!(timeout = "1s"),
+            quote!(
+                trait T {
+                    async fn f(&self, ctx: &Context) -> Result<(), Error>;
+                }
+            ),
+        )
+        .to_string();
+        assert!(!out.contains("compile_error"), "{out}");
     }
 
     #[test]

@@ -121,7 +121,9 @@ mod sig;
 /// * macros whose input is not a list of expressions, or that run their
 ///   arguments concurrently: anything invoked with braces (`foo! { ... }`),
 ///   `select!`, `select_biased!`, `join!`, `try_join!`, `pin!`, `stream!`,
-///   `try_stream!`, and `stringify!` (which does not evaluate its input);
+///   `try_stream!`, and the macros that turn tokens into data instead of
+///   evaluating them: `stringify!`, `concat!`, `quote!`, `quote_spanned!`,
+///   `parse_quote!`, `parse_quote_spanned!`;
 /// * awaits that a macro produces when it expands (the attribute sees only
 ///   the tokens written in the body).
 ///

@@ -32,9 +32,11 @@ use syn::{
 };
 
 /// Macros whose input is not a list of expressions, or whose expressions are
-/// not evaluated in the function's own control flow (or at all, as with
-/// `stringify!`): left alone, even with parentheses.
-const OPAQUE_MACROS: [&str; 8] = [
+/// not evaluated in the function's own control flow (or not evaluated at
+/// all: `stringify!`, `concat!` and the quasi-quoters turn tokens into data,
+/// so rewriting them would change the data): left alone, even with
+/// parentheses.
+const OPAQUE_MACROS: [&str; 13] = [
     "select",
     "select_biased",
     "join",
@@ -43,6 +45,11 @@ const OPAQUE_MACROS: [&str; 8] = [
     "stream",
     "try_stream",
     "stringify",
+    "concat",
+    "quote",
+    "quote_spanned",
+    "parse_quote",
+    "parse_quote_spanned",
 ];
 
 /// The name of the watch every rewritten await races against.
@@ -352,11 +359,14 @@ mod tests {
     }
 
     #[test]
-    fn stringify_keeps_the_awaits_it_quotes() {
-        // `stringify!` never evaluates its input: rewriting it would change the string.
+    fn token_macros_keep_the_awaits_they_quote() {
+        // These never evaluate their input: rewriting it would change the data.
         let body = quote!({
             let text = stringify!(fetch().await);
             assert_eq!(stringify!(a.await, b), "a.await, b");
+            let tokens = quote::quote!(x.await);
+            let spanned = quote_spanned!(span=> x.await);
+            let expr: syn::Expr = parse_quote!(x.await);
         });
         assert_rewrites(body.clone(), body, 0);
     }

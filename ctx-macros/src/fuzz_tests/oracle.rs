@@ -291,7 +291,7 @@ pub(super) fn strip_inner_marks(item: &mut Item) {
 }
 
 /// The macros the rewriter leaves alone even with parentheses (documented in lib.rs).
-const OPAQUE: [&str; 8] = [
+const OPAQUE: [&str; 13] = [
     "select",
     "select_biased",
     "join",
@@ -300,6 +300,11 @@ const OPAQUE: [&str; 8] = [
     "stream",
     "try_stream",
     "stringify",
+    "concat",
+    "quote",
+    "quote_spanned",
+    "parse_quote",
+    "parse_quote_spanned",
 ];
 
 /// The arguments of a macro whose input is a list of expressions, if it is
