@@ -12,8 +12,10 @@
 //! `wg.Wait()`). Each task drops its child's `CancelHandle` once woken, the
 //! mirror of Go's `defer cancelChild()`.
 
+mod common;
+use common::runtime;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use divan::Bencher;
@@ -27,17 +29,6 @@ fn main() {
 }
 
 const SIZES: [usize; 2] = [1_000, 100_000];
-
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RT: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("tokio runtime")
-    });
-    &RT
-}
 
 /// The WaitGroup: counts tasks in and out; the last one out fires `done`.
 struct Group {

@@ -18,6 +18,8 @@
 //! - setup that Go does outside the timer (`b.ResetTimer`) is done in the
 //!   bench fn or in divan's `with_inputs`, outside the timer and the counts.
 
+mod common;
+use common::runtime;
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
@@ -38,18 +40,6 @@ const DEPTHS: [usize; 4] = [1, 10, 100, 1000];
 const VALUE_DEPTHS: [usize; 5] = [10, 20, 30, 50, 100];
 const CONCURRENCY: [usize; 3] = [40, 4000, 400_000];
 const HOUR: Duration = Duration::from_secs(3600);
-
-/// A tokio multi-thread runtime with 2 workers: Go's GOMAXPROCS=2.
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RT: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("tokio runtime")
-    });
-    &RT
-}
 
 /// Go's `for i := 0; i < 100; i++ { x /= x + 1 }`, as Go 1.23 compiles it:
 /// `x` starts at 0 and stays 0, and Go's constant propagation (SCCP) proves

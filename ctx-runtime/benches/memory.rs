@@ -15,6 +15,8 @@
 //! why `DoneWaiter` relies on a waiter registration allocating nothing on the
 //! worker (ctx stores the first waker of a node inline).
 
+mod common;
+use common::runtime;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::LazyLock;
@@ -51,17 +53,6 @@ fn note_sizes() {
         size_of::<ctx_runtime::CancelHandle>(),
         size_of::<tokio_util::sync::CancellationToken>(),
     );
-}
-
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RT: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("tokio runtime")
-    });
-    &RT
 }
 
 /// One poll with a no-op waker; the future stays registered while pending.

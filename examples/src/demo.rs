@@ -260,6 +260,26 @@ impl Events {
         }
     }
 
+    /// How `who`'s task ended: stopped by its context, or with its row written.
+    pub async fn task_end(&mut self, who: &str) -> Event {
+        self.wait_for(who, "the end of the task", |e| {
+            matches!(e, Event::TaskStopped { .. } | Event::RowWritten { .. })
+        })
+        .await
+    }
+
+    /// How `who`'s upstream call ended: dropped (the connection released) or
+    /// answered.
+    pub async fn upstream_end(&mut self, who: &str) -> Event {
+        self.wait_for(who, "the end of the upstream call", |e| {
+            matches!(
+                e,
+                Event::UpstreamDropped { .. } | Event::UpstreamAnswered { .. }
+            )
+        })
+        .await
+    }
+
     /// Every event received so far.
     pub fn seen(&mut self) -> &[Event] {
         while let Ok(event) = self.rx.try_recv() {

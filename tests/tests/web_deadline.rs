@@ -31,12 +31,7 @@ async fn deadline_header_gives_504_and_no_row(header: &str, value: &str) {
         } => assert!(left <= Duration::from_millis(200), "{left:?}"),
         other => panic!("no deadline: {other:?}"),
     }
-    let end = f
-        .events
-        .wait_for(&who, "the end of the task", |e| {
-            matches!(e, Event::TaskStopped { .. } | Event::RowWritten { .. })
-        })
-        .await;
+    let end = f.events.task_end(&who).await;
     assert!(
         matches!(
             end,
@@ -47,15 +42,7 @@ async fn deadline_header_gives_504_and_no_row(header: &str, value: &str) {
         ),
         "{end:?}"
     );
-    let upstream = f
-        .events
-        .wait_for(&who, "the end of the upstream call", |e| {
-            matches!(
-                e,
-                Event::UpstreamDropped { .. } | Event::UpstreamAnswered { .. }
-            )
-        })
-        .await;
+    let upstream = f.events.upstream_end(&who).await;
     assert!(
         matches!(upstream, Event::UpstreamDropped { .. }),
         "{upstream:?}"

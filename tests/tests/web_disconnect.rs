@@ -57,12 +57,7 @@ async fn upstream_working(f: &mut Fixture) {
 /// The task stopped with the client's cause, the upstream saw its connection
 /// dropped, and nothing was written.
 async fn assert_work_stopped(mut f: Fixture) {
-    let end = f
-        .events
-        .wait_for(WHO, "the end of the task", |e| {
-            matches!(e, Event::TaskStopped { .. } | Event::RowWritten { .. })
-        })
-        .await;
+    let end = f.events.task_end(WHO).await;
     match &end {
         Event::TaskStopped { err, cause, .. } => {
             assert_eq!(*err, Error::Canceled);
@@ -70,15 +65,7 @@ async fn assert_work_stopped(mut f: Fixture) {
         }
         other => panic!("the task did not observe the cancellation: {other:?}"),
     }
-    let upstream = f
-        .events
-        .wait_for(WHO, "the end of the upstream call", |e| {
-            matches!(
-                e,
-                Event::UpstreamDropped { .. } | Event::UpstreamAnswered { .. }
-            )
-        })
-        .await;
+    let upstream = f.events.upstream_end(WHO).await;
     assert!(
         matches!(upstream, Event::UpstreamDropped { .. }),
         "the upstream call was not released: {upstream:?}"
@@ -128,25 +115,12 @@ async fn http2_stream_reset_stops_the_work_and_keeps_the_connection() {
     upstream_working(&mut f).await;
     response.abort(); // drops the response future: RST_STREAM(CANCEL), not a close
 
-    let end = f
-        .events
-        .wait_for(WHO, "the end of the task", |e| {
-            matches!(e, Event::TaskStopped { .. } | Event::RowWritten { .. })
-        })
-        .await;
+    let end = f.events.task_end(WHO).await;
     assert!(
         matches!(&end, Event::TaskStopped { err: Error::Canceled, cause, .. } if is_client_disconnected(cause.as_ref())),
         "{end:?}"
     );
-    let upstream = f
-        .events
-        .wait_for(WHO, "the end of the upstream call", |e| {
-            matches!(
-                e,
-                Event::UpstreamDropped { .. } | Event::UpstreamAnswered { .. }
-            )
-        })
-        .await;
+    let upstream = f.events.upstream_end(WHO).await;
     assert!(
         matches!(upstream, Event::UpstreamDropped { .. }),
         "{upstream:?}"
@@ -189,12 +163,7 @@ async fn without_ctx_layer_the_row_is_written_anyway() {
         })
         .await;
     f.gate.open();
-    let end = f
-        .events
-        .wait_for(WHO, "the end of the task", |e| {
-            matches!(e, Event::TaskStopped { .. } | Event::RowWritten { .. })
-        })
-        .await;
+    let end = f.events.task_end(WHO).await;
     assert!(matches!(end, Event::RowWritten { .. }), "{end:?}");
     f.server.shutdown().await.unwrap();
     assert_eq!(f.app.rows(), 1, "a row for a client that was gone");
@@ -224,12 +193,7 @@ async fn limitation_an_unread_body_hides_the_disconnect() {
     upstream_working(&mut f).await;
     drop(stream); // the client is gone, mid-upload
     f.gate.open();
-    let end = f
-        .events
-        .wait_for(WHO, "the end of the task", |e| {
-            matches!(e, Event::TaskStopped { .. } | Event::RowWritten { .. })
-        })
-        .await;
+    let end = f.events.task_end(WHO).await;
     assert!(
         matches!(end, Event::RowWritten { .. }),
         "hyper noticed the disconnect after all (good news: update the docs): {end:?}"

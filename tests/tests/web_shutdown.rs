@@ -43,12 +43,7 @@ async fn shutdown_cancels_in_flight_requests_and_waits_for_them() {
         assert_eq!(response.status(), 503, "the layer answers for the handler");
     }
     for who in ["a", "b"] {
-        let end = f
-            .events
-            .wait_for(who, "the end of the task", |e| {
-                matches!(e, Event::TaskStopped { .. } | Event::RowWritten { .. })
-            })
-            .await;
+        let end = f.events.task_end(who).await;
         match end {
             Event::TaskStopped { err, cause, .. } => {
                 assert_eq!(err, Error::Canceled);
@@ -56,15 +51,7 @@ async fn shutdown_cancels_in_flight_requests_and_waits_for_them() {
             }
             other => panic!("{other:?}"),
         }
-        let upstream = f
-            .events
-            .wait_for(who, "the end of the upstream call", |e| {
-                matches!(
-                    e,
-                    Event::UpstreamDropped { .. } | Event::UpstreamAnswered { .. }
-                )
-            })
-            .await;
+        let upstream = f.events.upstream_end(who).await;
         assert!(
             matches!(upstream, Event::UpstreamDropped { .. }),
             "{upstream:?}"
