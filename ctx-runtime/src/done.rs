@@ -245,9 +245,11 @@ impl Watch {
     /// `Err` if the context is done.
     #[inline]
     pub fn check(&self) -> Result<(), Error> {
-        match self.node.as_ref().and_then(|node| node.err()) {
-            Some(err) => Err(err),
-            None => Ok(()),
+        // The hot path of every rewritten await: one load and one compare;
+        // which error it is is worked out only once the context is done.
+        match &self.node {
+            Some(node) if node.is_done() => Err(node.err().unwrap_or(Error::Canceled)),
+            _ => Ok(()),
         }
     }
 
@@ -259,7 +261,9 @@ impl Watch {
         fut: Pin<&mut F>,
         cx: &mut TaskContext<'_>,
     ) -> Poll<Result<F::Output, Error>> {
-        self.check()?;
+        if let Err(err) = self.check() {
+            return Poll::Ready(Err(err));
+        }
         match fut.poll(cx) {
             Poll::Ready(output) => Poll::Ready(Ok(output)),
             Poll::Pending => match &self.via {
