@@ -7,7 +7,10 @@
 //! 2 s minus what it spent, and the chain stops as one when time is up.
 //!
 //! ```no_run
-//! # async fn call_next(_: tonic::Request<String>) -> Result<tonic::Response<String>, tonic::Status> { unimplemented!() }
+//! # // Stands in for a generated client's method: echoes the request back.
+//! # async fn call_next(req: tonic::Request<String>) -> Result<tonic::Response<String>, tonic::Status> {
+//! #     Ok(tonic::Response::new(req.into_inner()))
+//! # }
 //! use ctx_runtime::tonic as ctx_tonic;
 //!
 //! // Server: tonic::transport::Server::builder().layer(CtxLayer::new(root)).add_service(...)
