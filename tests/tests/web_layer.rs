@@ -245,6 +245,27 @@ async fn an_answered_request_is_cancelled_plainly() {
     assert!(ctx.cause().unwrap().is::<Error>(), "not a disconnect");
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_head_response_dropped_unread_is_not_a_disconnect() {
+    // hyper never sends (nor polls) the body of a response to HEAD.
+    let (handler, mut contexts) = capturing(|| Some(String::from("a body HEAD never sends")));
+    let mut service = CtxLayer::new(Context::background()).layer(handler);
+    let mut head = request(&[]);
+    *head.method_mut() = http::Method::HEAD;
+    let response = service.call(head).await.unwrap();
+    let ctx = contexts.recv().await.unwrap();
+    assert_eq!(
+        ctx.err(),
+        Some(Error::Canceled),
+        "answered: the request is over"
+    );
+    drop(response.into_body());
+    assert!(
+        ctx.cause().unwrap().is::<Error>(),
+        "completed, not disconnected"
+    );
+}
+
 /// A body fed by a channel: a streaming response.
 struct ChannelBody(mpsc::Receiver<Bytes>);
 

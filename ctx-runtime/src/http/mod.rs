@@ -340,6 +340,7 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let grpc = is_grpc(req.headers());
+        let head = req.method() == http::Method::HEAD;
         let early = |early| ResponseFuture {
             guard: None,
             inner: None,
@@ -347,6 +348,7 @@ where
             ctx: Context::background(),
             done: None,
             grpc,
+            head,
         };
         let timeout = match self.config.timeout(req.headers()) {
             Ok(timeout) => timeout,
@@ -377,6 +379,7 @@ where
             done: Some(ctx.done_owned()),
             ctx,
             grpc,
+            head,
         }
     }
 }
@@ -492,6 +495,9 @@ pin_project! {
         ctx: Context,
         done: Option<DoneOwned>,
         grpc: bool,
+        // A response to HEAD has no body to send (hyper drops it unread):
+        // the request is over when the handler answers.
+        head: bool,
     }
 }
 
@@ -515,8 +521,11 @@ where
                 None => return Poll::Pending, // polled after completion
                 Some(inner) => match inner.poll(cx) {
                     Poll::Ready(result) => {
-                        let guard = this.guard.take();
+                        let mut guard = this.guard.take();
                         this.inner.set(None);
+                        if let Some(guard) = guard.take_if(|_| *this.head) {
+                            guard.complete();
+                        }
                         return Poll::Ready(match result {
                             Ok(response) => Ok(response.map(|inner| CtxBody {
                                 inner: Some(inner),
