@@ -133,17 +133,11 @@ impl AfterFunc {
         let f = lock(&entry.f).take();
         drop(f);
         if let Some(node) = &self.node {
-            let mut inner = lock(&node.inner);
-            if !node.is_done() {
-                let index = entry.slot.load(Ordering::Relaxed);
-                let ours = matches!(inner.entries.get_mut(index),
-                    Some(Entry::AfterFunc(e)) if Arc::ptr_eq(e, entry));
-                if ours {
-                    let removed = inner.entries.remove(index);
-                    drop(inner);
-                    drop(removed);
-                }
-            }
+            let index = entry.slot.load(Ordering::Relaxed);
+            node.remove_entry(
+                index,
+                |e| matches!(e, Entry::AfterFunc(e) if Arc::ptr_eq(e, entry)),
+            );
         }
         true
     }

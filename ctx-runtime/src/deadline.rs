@@ -93,20 +93,14 @@ pub(crate) enum Armed {}
 pub(crate) fn arm(node: &Arc<CancelNode>, when: Instant) {
     if when <= Instant::now() {
         node.expire();
-        return;
-    }
-    #[cfg(not(ctx_loom))]
-    {
+    } else {
+        #[cfg(not(ctx_loom))]
         match arm_tokio(node, when) {
             Arming::Armed(timer) => node.set_timer(timer),
             Arming::Fired => {
                 node.expire();
             }
-            Arming::NoRuntime => {
-                if let Some(entry) = thread_timer::insert(node, when) {
-                    node.set_timer(Box::pin(Armed::Thread { entry }));
-                }
-            }
+            Arming::NoRuntime => arm_thread(node, when),
         }
     }
 }
@@ -116,11 +110,17 @@ pub(crate) fn fired(node: &Arc<CancelNode>) {
     let Some(when) = node.deadline() else { return };
     if Instant::now() >= when {
         node.expire();
-        return;
+    } else {
+        // tokio wakes every timer when its runtime shuts down; the deadline
+        // has not passed, so hand it to the timer thread, not expire it early.
+        #[cfg(not(ctx_loom))]
+        arm_thread(node, when);
     }
-    // tokio wakes every timer when its runtime shuts down; the deadline has
-    // not passed, so hand it to the timer thread rather than expire it early.
-    #[cfg(not(ctx_loom))]
+}
+
+/// Arms `node`'s deadline on the timer thread.
+#[cfg(not(ctx_loom))]
+fn arm_thread(node: &Arc<CancelNode>, when: Instant) {
     if let Some(entry) = thread_timer::insert(node, when) {
         node.set_timer(Box::pin(Armed::Thread { entry }));
     }

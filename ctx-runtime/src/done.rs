@@ -63,15 +63,11 @@ impl Waiter {
         }
         let slot = std::mem::replace(&mut self.slot, NIL);
         if node.is_done() {
-            // The cancel took the slab; our entry is gone.
+            // The cancel took the slab; our entry is gone. No lock needed.
             return;
         }
-        let mut inner = lock(&node.inner);
-        if !node.is_done() {
-            let removed = inner.entries.remove(slot);
-            drop(inner);
-            drop(removed);
-        }
+        // Only the waiter that inserted an entry removes it: the slot is ours.
+        node.remove_entry(slot, |_| true);
     }
 }
 

@@ -69,7 +69,9 @@ fn cancel_racing_waiter_drop() {
         let (ctx, cancel) = Context::background().with_cancel();
         let c = ctx.clone();
         let waiter = thread::spawn(move || {
-            let mut done = pin!(c.done());
+            // Polled once, then dropped (deregistering) at the end of this
+            // block: `drop` of the `Pin<&mut _>` that `pin!` gives would not.
+            let mut done = Box::pin(c.done());
             let first = done
                 .as_mut()
                 .poll(&mut TaskContext::from_waker(Waker::noop()));

@@ -286,18 +286,29 @@ impl CancelNode {
 
     /// Removes this node from its nearest cancellable ancestor's children.
     fn unlink(&self) {
-        let Some(ancestor) = self.parent.signal() else {
-            return;
-        };
-        let mut inner = lock(&ancestor.inner);
-        if ancestor.is_done() {
-            // The ancestor's cancel already took its whole list.
+        if let Some(ancestor) = self.parent.signal() {
+            let index = self.slot.load(Ordering::Relaxed);
+            ancestor.remove_entry(
+                index,
+                |entry| matches!(entry, Entry::Node(weak) if std::ptr::eq(weak.as_ptr(), self)),
+            );
+        }
+    }
+
+    /// Removes the entry at `index` if it is still there and `ours` says it
+    /// is the caller's. A cancel takes the whole list, and a cancelled node
+    /// never lists anything again, so then there is nothing to remove. The
+    /// removed entry is dropped after the lock (a waker's drop is user code).
+    pub(crate) fn remove_entry(&self, index: u32, ours: impl FnOnce(&Entry) -> bool) {
+        let mut inner = lock(&self.inner);
+        if self.is_done() {
             return;
         }
-        let index = self.slot.load(Ordering::Relaxed);
-        let ours = matches!(inner.entries.get_mut(index),
-            Some(Entry::Node(weak)) if std::ptr::eq(weak.as_ptr(), self));
-        if ours {
+        if inner
+            .entries
+            .get_mut(index)
+            .is_some_and(|entry| ours(entry))
+        {
             let removed = inner.entries.remove(index);
             drop(inner);
             drop(removed);
