@@ -426,8 +426,11 @@ impl Context {
         self.signal().and_then(|node| node.cause())
     }
 
-    /// A future that completes when this context is done: Go's `<-ctx.Done()`.
+    /// A future that completes when this context is done, with why: Go's
+    /// `<-ctx.Done()` followed by `ctx.Err()`.
     ///
+    /// It resolves to the [`Error`] (`Canceled` or `DeadlineExceeded`), so a
+    /// `select!` branch reads `err = ctx.done() => return Err(err.into())`.
     /// Use it in `tokio::select!` wherever code is about to block on I/O, a
     /// channel or a timer. It is `Send`, cheap to create, and deregisters
     /// itself when dropped. It never completes for a context that cannot be
@@ -436,13 +439,13 @@ impl Context {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use ctx_runtime::Context;
+    /// use ctx_runtime::{Context, Error};
     ///
-    /// async fn worker(ctx: Context, mut jobs: tokio::sync::mpsc::Receiver<u32>) -> u32 {
+    /// async fn worker(ctx: Context, mut jobs: tokio::sync::mpsc::Receiver<u32>) -> (u32, Error) {
     ///     let mut done = 0;
     ///     loop {
     ///         tokio::select! {
-    ///             _ = ctx.done() => return done,
+    ///             err = ctx.done() => return (done, err),
     ///             Some(_job) = jobs.recv() => done += 1,
     ///         }
     ///     }
@@ -454,9 +457,12 @@ impl Context {
     /// let task = tokio::spawn(worker(ctx, rx));
     /// tokio::task::yield_now().await;
     /// cancel.cancel();
-    /// assert!(task.await.unwrap() <= 1);
+    /// let (jobs, why) = task.await.unwrap();
+    /// assert!(jobs <= 1);
+    /// assert_eq!(why, Error::Canceled);
     /// # }
     /// ```
+    #[doc(alias = "cancelled")]
     pub fn done(&self) -> Done<'_> {
         Done::new(self.signal().map(|node| &**node))
     }
@@ -470,7 +476,7 @@ impl Context {
     /// let (ctx, cancel) = ctx_runtime::Context::background().with_cancel();
     /// let waiter = tokio::spawn(ctx.done_owned());
     /// cancel.cancel();
-    /// waiter.await.unwrap();
+    /// assert_eq!(waiter.await.unwrap(), ctx_runtime::Error::Canceled);
     /// # }
     /// ```
     pub fn done_owned(&self) -> DoneOwned {

@@ -71,25 +71,32 @@ impl Waiter {
     }
 }
 
-/// A future that completes when its context is done: Go's `<-ctx.Done()`.
+/// A future that completes when its context is done, with why: Go's
+/// `<-ctx.Done()` followed by `ctx.Err()`.
 ///
-/// Returned by [`Context::done`](crate::Context::done). It borrows the
-/// context; use [`DoneOwned`] to move one into a spawned task. For a context
-/// that can never be done (`background()`, `without_cancel()`) it never
-/// completes. Dropping it before completion deregisters its waker.
+/// Returned by [`Context::done`](crate::Context::done). It resolves to the
+/// context's [`Error`] (`Canceled` or `DeadlineExceeded`), so a `select!`
+/// branch can return it directly. It borrows the context; use [`DoneOwned`]
+/// to move one into a spawned task. For a context that can never be done
+/// (`background()`, `without_cancel()`) it never completes. Dropping it
+/// before completion deregisters its waker.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use ctx_runtime::Context;
+/// use ctx_runtime::{Context, Error};
+///
+/// async fn next_job(ctx: &Context, jobs: &mut tokio::sync::mpsc::Receiver<u32>) -> Result<Option<u32>, Error> {
+///     tokio::select! {
+///         err = ctx.done() => Err(err),
+///         job = jobs.recv() => Ok(job),
+///     }
+/// }
 ///
 /// let (ctx, cancel) = Context::background().with_cancel();
 /// let (tx, mut rx) = tokio::sync::mpsc::channel::<u32>(1);
 /// cancel.cancel();
-/// tokio::select! {
-///     _ = ctx.done() => println!("stopped: {:?}", ctx.err()),
-///     msg = rx.recv() => println!("got {msg:?}"),
-/// }
+/// assert_eq!(next_job(&ctx, &mut rx).await, Err(Error::Canceled));
 /// # drop(tx);
 /// # }
 /// ```
@@ -110,14 +117,21 @@ impl<'a> Done<'a> {
 }
 
 impl Future for Done<'_> {
-    type Output = ();
+    type Output = Error;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Error> {
         let this = self.get_mut();
-        match this.node {
-            Some(node) => this.waiter.poll(node, cx.waker()),
-            None => Poll::Pending,
-        }
+        poll_done(this.node, &mut this.waiter, cx)
+    }
+}
+
+/// Ready with the node's error once it is done; pending forever without a node.
+fn poll_done(node: Option<&CancelNode>, waiter: &mut Waiter, cx: &TaskContext<'_>) -> Poll<Error> {
+    match node {
+        Some(node) => waiter
+            .poll(node, cx.waker())
+            .map(|()| node.err().unwrap_or(Error::Canceled)),
+        None => Poll::Pending,
     }
 }
 
@@ -140,11 +154,11 @@ impl Drop for Done<'_> {
 /// let (ctx, cancel) = ctx_runtime::Context::background().with_cancel();
 /// let done = ctx.done_owned();
 /// let task = tokio::spawn(async move {
-///     done.await;
-///     "stopped"
+///     let why = done.await;
+///     format!("stopped: {why}")
 /// });
 /// cancel.cancel();
-/// assert_eq!(task.await.unwrap(), "stopped");
+/// assert_eq!(task.await.unwrap(), "stopped: context canceled");
 /// # }
 /// ```
 #[must_use = "futures do nothing unless you `.await` or poll them"]
@@ -164,14 +178,11 @@ impl DoneOwned {
 }
 
 impl Future for DoneOwned {
-    type Output = ();
+    type Output = Error;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Error> {
         let this = self.get_mut();
-        match &this.node {
-            Some(node) => this.waiter.poll(node, cx.waker()),
-            None => Poll::Pending,
-        }
+        poll_done(this.node.as_deref(), &mut this.waiter, cx)
     }
 }
 

@@ -128,7 +128,7 @@ fn repolling_with_the_same_waker_does_not_register_twice() {
         "the replaced waker is not woken"
     );
     assert_eq!(other_count.0.load(Ordering::SeqCst), 1);
-    assert_eq!(done.as_mut().poll(&mut cx), Poll::Ready(()));
+    assert_eq!(done.as_mut().poll(&mut cx), Poll::Ready(Error::Canceled));
 }
 
 #[test]

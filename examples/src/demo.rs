@@ -637,6 +637,10 @@ impl Server {
             Mode::WithoutCtxLayer => app.router().layer(axum::Extension(Context::background())),
         };
         let stop = root.done_owned();
+        // `with_graceful_shutdown` wants a future of `()`; `done` says why it ended.
+        let stop = async move {
+            stop.await;
+        };
         let serve = tokio::spawn(async move {
             axum::serve(listener, router)
                 .with_graceful_shutdown(stop)

@@ -346,7 +346,7 @@ async fn select_is_left_alone() {
     async fn selects(ctx: Context, park: Park) -> Result<&'static str, Error> {
         Ok(tokio::select! {
             _ = park => "park",
-            () = ctx.done() => "done branch",
+            _ = ctx.done() => "done branch",
         })
     }
     assert_eq!(cancel_when_parked(selects).await, Ok("done branch"));

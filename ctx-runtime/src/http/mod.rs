@@ -541,7 +541,7 @@ where
                     }
                     Poll::Pending => match this.done.as_mut() {
                         Some(done) => match Pin::new(done).poll(cx) {
-                            Poll::Ready(()) => Some(this.ctx.err().unwrap_or(Error::Canceled)),
+                            Poll::Ready(err) => Some(err),
                             Poll::Pending => None,
                         },
                         None => None,
