@@ -1,35 +1,62 @@
-//! A small slab: O(1) insert and remove by index, with the first entry stored
-//! inline so that a node with one child or one waiter allocates nothing extra.
+//! A small paged slab: O(1) insert and remove by index, the first entry
+//! stored inline, the rest in pages that are given back as they empty.
 //!
-//! Nodes keep their children and waiters here. An index stays valid until its
-//! entry is removed; the owner of an entry is the only one who removes it,
-//! except [`Slab::drain`], which empties the slab when its node is cancelled
-//! (and a cancelled node never accepts entries again).
+//! Nodes keep their children, waiters and after_funcs here. An index stays
+//! valid until its entry is removed; the owner of an entry is the only one who
+//! removes it, except [`Slab::drain`], which empties the slab when its node is
+//! cancelled (and a cancelled node never accepts entries again).
+//!
+//! # Memory
+//!
+//! Indices must stay stable, so entries never move. Instead of one vector
+//! (which a single surviving entry at a high index would keep at its peak
+//! size), entries past the first live in fixed pages of [`PAGE`] slots: a page
+//! whose last entry leaves is freed, so after a burst of 100,000 children a
+//! node keeps only the pages that still hold something, plus its page table
+//! up to the last of them (one pointer per page: 25 KiB at most after a burst
+//! of 100,000). Page 0 is kept while the slab is in use, so that a
+//! node alternating between one and two entries does not allocate each time;
+//! a slab that empties after a burst gives everything back.
 
-use std::mem;
-
-/// "No index": the end of the free list. Indices are `u32` to keep nodes
-/// small; a slab never holds 4 billion entries (that would be 96 GiB).
+/// "No index": what a registration holds while it has none. Indices are
+/// `u32` to keep nodes small; a slab never holds 4 billion entries.
 pub(crate) const NIL: u32 = u32::MAX;
 
-/// Above this many spare slots an empty slab gives its memory back, so a
-/// long-lived parent returns to its baseline after a burst of children.
-const KEEP_CAPACITY: usize = 8;
+/// Slots per page: 32 × 24 bytes for the tree's entries, under 1 KiB.
+const PAGE: usize = 32;
 
-enum Slot<T> {
-    Vacant { next_free: u32 },
-    Occupied(T),
+/// `free` of a page with every slot vacant.
+const ALL_FREE: u32 = u32::MAX;
+
+struct Page<T> {
+    slots: [Option<T>; PAGE],
+    /// Bit `j` set: slot `j` is vacant.
+    free: u32,
 }
 
+impl<T> Page<T> {
+    fn new() -> Box<Self> {
+        Box::new(Page {
+            slots: [const { None }; PAGE],
+            free: ALL_FREE,
+        })
+    }
+}
+
+/// The pages after the head: a freed page is `None` until reused.
+type PageTable<T> = Vec<Option<Box<Page<T>>>>;
+
 pub(crate) struct Slab<T> {
-    head: Slot<T>,
-    /// Entries from index 1 on; boxed, so that the common one-entry slab
-    /// costs one pointer in its node (the extra allocation is made only by
-    /// a node with two children or waiters at once).
+    /// Index 0: the common one-child, one-waiter case allocates nothing.
+    head: Option<T>,
+    /// Indices 1.. live in page `(i - 1) / PAGE`, slot `(i - 1) % PAGE`.
+    /// Boxed, so that the slab costs one pointer in its node until a second
+    /// entry arrives. A `None` page was freed; trailing ones are truncated.
     #[allow(clippy::box_collection)]
-    rest: Option<Box<Vec<Slot<T>>>>,
-    next_free: u32,
+    pages: Option<Box<PageTable<T>>>,
     len: u32,
+    /// No page before this one has a vacant slot.
+    hint: u32,
 }
 
 impl<T> Default for Slab<T> {
@@ -41,10 +68,10 @@ impl<T> Default for Slab<T> {
 impl<T> Slab<T> {
     pub(crate) const fn new() -> Self {
         Slab {
-            head: Slot::Vacant { next_free: NIL },
-            rest: None,
-            next_free: 0,
+            head: None,
+            pages: None,
             len: 0,
+            hint: 0,
         }
     }
 
@@ -53,89 +80,130 @@ impl<T> Slab<T> {
         self.len as usize
     }
 
-    /// How many entries satisfy `f`.
-    #[cfg(test)]
-    pub(crate) fn count(&self, f: impl Fn(&T) -> bool) -> usize {
-        std::iter::once(&self.head)
-            .chain(self.rest.iter().flat_map(|rest| rest.iter()))
-            .filter(|slot| matches!(slot, Slot::Occupied(v) if f(v)))
-            .count()
-    }
-
-    fn slot_mut(&mut self, index: u32) -> Option<&mut Slot<T>> {
-        match index {
-            0 => Some(&mut self.head),
-            i => self.rest.as_mut()?.get_mut(i as usize - 1),
-        }
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
     /// Stores `value` and returns its index (`NIL` in the impossible case of
     /// a slab past `u32` indices: the entry is then only reached by `drain`).
     pub(crate) fn insert(&mut self, value: T) -> u32 {
-        let index = self.next_free;
-        if let Some(slot) = self.slot_mut(index)
-            && let Slot::Vacant { next_free } = *slot
-        {
-            *slot = Slot::Occupied(value);
-            self.next_free = next_free;
-            self.len += 1;
-            return index;
-        }
-        // The free list is empty: grow.
-        let rest = self.rest.get_or_insert_default();
-        rest.push(Slot::Occupied(value));
         self.len = self.len.saturating_add(1);
-        u32::try_from(rest.len()).unwrap_or(NIL)
+        if self.head.is_none() {
+            self.head = Some(value);
+            return 0;
+        }
+        let pages = self.pages.get_or_insert_default();
+        // Pages before `hint` are full; the first page at or after it with
+        // a vacant slot (or a freed page, or a new one) takes the entry.
+        let mut p = self.hint as usize;
+        while let Some(Some(page)) = pages.get(p)
+            && page.free == 0
+        {
+            p += 1;
+        }
+        if p == pages.len() {
+            pages.push(None);
+        }
+        let page = pages[p].get_or_insert_with(Page::new);
+        let slot = page.free.trailing_zeros() as usize;
+        page.free &= !(1 << slot);
+        page.slots[slot] = Some(value);
+        self.hint = p as u32;
+        u32::try_from(1 + p * PAGE + slot).unwrap_or(NIL)
+    }
+
+    fn locate(index: u32) -> (usize, usize) {
+        let i = index as usize - 1;
+        (i / PAGE, i % PAGE)
     }
 
     pub(crate) fn get_mut(&mut self, index: u32) -> Option<&mut T> {
-        match self.slot_mut(index) {
-            Some(Slot::Occupied(value)) => Some(value),
-            _ => None,
+        match index {
+            0 => self.head.as_mut(),
+            NIL => None,
+            _ => {
+                let (p, slot) = Self::locate(index);
+                let page = self.pages.as_mut()?.get_mut(p)?.as_mut()?;
+                page.slots[slot].as_mut()
+            }
         }
     }
 
-    /// Removes and returns the entry at `index`, if there is one.
+    /// Removes and returns the entry at `index`, if there is one. A page
+    /// that this leaves empty is freed (page 0 is kept).
     pub(crate) fn remove(&mut self, index: u32) -> Option<T> {
-        let next_free = self.next_free;
-        let slot = self.slot_mut(index)?;
-        if !matches!(slot, Slot::Occupied(_)) {
-            return None;
-        }
-        let Slot::Occupied(value) = mem::replace(slot, Slot::Vacant { next_free }) else {
-            return None;
+        let value = match index {
+            0 => self.head.take()?,
+            NIL => return None,
+            _ => {
+                let (p, slot) = Self::locate(index);
+                let pages = self.pages.as_mut()?;
+                let page = pages.get_mut(p)?.as_mut()?;
+                let value = page.slots[slot].take()?;
+                page.free |= 1 << slot;
+                if page.free == ALL_FREE && p > 0 {
+                    pages[p] = None;
+                    while pages.last().is_some_and(Option::is_none) {
+                        pages.pop();
+                    }
+                    if pages.capacity() > 4 * pages.len().max(1) {
+                        pages.shrink_to(2 * pages.len());
+                    }
+                }
+                self.hint = self.hint.min(p as u32);
+                value
+            }
         };
-        self.next_free = index;
         self.len -= 1;
-        if self.len == 0 && self.heap_capacity() > KEEP_CAPACITY {
+        // Empty after a burst (more pages than page 0 were ever needed): give
+        // everything back. A slab that only ever used page 0 keeps it.
+        if self.len == 0
+            && self
+                .pages
+                .as_ref()
+                .is_some_and(|pages| pages.capacity() > 1)
+        {
             *self = Slab::new();
         }
         Some(value)
     }
 
-    /// Hands every entry to `f`, emptying the slab.
-    pub(crate) fn drain(&mut self, mut f: impl FnMut(T)) {
-        if self.len == 0 {
-            return;
-        }
-        self.len = 0;
-        self.next_free = 0;
-        if let Slot::Occupied(value) = mem::replace(&mut self.head, Slot::Vacant { next_free: NIL })
-        {
-            f(value);
-        }
-        if let Some(rest) = self.rest.take() {
-            for slot in *rest {
-                if let Slot::Occupied(value) = slot {
-                    f(value);
-                }
-            }
+    /// Calls `f` on every entry, in no particular order.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&T)) {
+        self.head.iter().for_each(&mut f);
+        for page in self.pages.iter().flat_map(|pages| pages.iter().flatten()) {
+            page.slots.iter().flatten().for_each(&mut f);
         }
     }
 
-    /// Slots this slab holds on the heap, beyond its inline entry.
-    pub(crate) fn heap_capacity(&self) -> usize {
-        self.rest.as_ref().map_or(0, |rest| rest.capacity())
+    /// Hands every entry to `f`, emptying the slab and freeing its pages.
+    pub(crate) fn drain(&mut self, mut f: impl FnMut(T)) {
+        let Slab { head, pages, .. } = std::mem::take(self);
+        head.into_iter().for_each(&mut f);
+        for page in pages
+            .into_iter()
+            .flat_map(|pages| pages.into_iter().flatten())
+        {
+            page.slots.into_iter().flatten().for_each(&mut f);
+        }
+    }
+
+    /// How many entries satisfy `f`.
+    #[cfg(test)]
+    pub(crate) fn count(&self, f: impl Fn(&T) -> bool) -> usize {
+        let mut n = 0;
+        self.for_each(|v| n += usize::from(f(v)));
+        n
+    }
+
+    /// Bytes this slab holds on the heap: its page table and pages.
+    #[cfg(test)]
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.pages.as_ref().map_or(0, |pages| {
+            size_of::<PageTable<T>>()
+                + pages.capacity() * size_of::<Option<Box<Page<T>>>>()
+                + pages.iter().flatten().count() * size_of::<Page<T>>()
+        })
     }
 }
 
@@ -153,14 +221,20 @@ mod tests {
         assert_eq!(slab.remove(b), Some("b"));
         assert_eq!(slab.remove(b), None, "double remove is a no-op");
         assert_eq!(slab.get_mut(a), Some(&mut "a"));
+        assert_eq!(slab.get_mut(c), Some(&mut "c"));
         assert_eq!(slab.insert("d"), b, "freed slot is reused first");
         assert_eq!(slab.len(), 3);
+        let mut seen = Vec::new();
+        slab.for_each(|v| seen.push(*v));
+        seen.sort_unstable();
+        assert_eq!(seen, ["a", "c", "d"]);
         let mut all = Vec::new();
         slab.drain(|v| all.push(v));
         all.sort_unstable();
         assert_eq!(all, ["a", "c", "d"]);
         assert_eq!(slab.len(), 0);
         assert_eq!(slab.remove(c), None, "indices from before drain() are dead");
+        assert_eq!(slab.heap_bytes(), 0);
     }
 
     #[test]
@@ -171,20 +245,60 @@ mod tests {
             assert_eq!(idx, 0);
             assert_eq!(slab.remove(idx), Some(i));
         }
-        assert_eq!(slab.heap_capacity(), 0);
+        assert_eq!(slab.heap_bytes(), 0);
     }
 
     #[test]
-    fn a_burst_is_given_back_when_the_slab_empties() {
+    fn two_entries_alternating_keep_one_page() {
         let mut slab = Slab::new();
-        let n = if cfg!(miri) { 200 } else { 10_000 };
-        let ids: Vec<_> = (0..n).map(|i| slab.insert(i)).collect();
-        assert!(slab.heap_capacity() >= n as usize - 1);
-        for id in ids.into_iter().rev() {
-            assert!(slab.remove(id).is_some());
+        let first = slab.insert(0);
+        let one_page = {
+            let i = slab.insert(1);
+            slab.remove(i);
+            slab.heap_bytes()
+        };
+        for n in 0..1000 {
+            let i = slab.insert(n);
+            assert_eq!(i, 1);
+            assert_eq!(slab.remove(i), Some(n));
+            assert_eq!(slab.heap_bytes(), one_page);
         }
-        assert_eq!(slab.heap_capacity(), 0);
-        assert_eq!(slab.insert(7), 0);
+        assert_eq!(slab.remove(first), Some(0));
+    }
+
+    /// A burst with one survivor anywhere in it: the memory of the burst goes
+    /// back, whatever index the survivor has.
+    #[test]
+    fn a_burst_is_given_back_whatever_survives() {
+        let n = if cfg!(miri) { 300 } else { 100_000 };
+        for survivor in [0, 1, n / 2, n - 1] {
+            let mut slab = Slab::new();
+            let ids: Vec<_> = (0..n).map(|i| slab.insert(i)).collect();
+            assert!(slab.heap_bytes() >= (n as usize - 1) * size_of::<Option<u32>>());
+            for (i, id) in ids.iter().enumerate() {
+                if i as u32 != survivor {
+                    assert_eq!(slab.remove(*id), Some(i as u32));
+                }
+            }
+            assert_eq!(slab.len(), 1);
+            // Page 0, the survivor's page, and the page table up to it (a
+            // vector: up to twice its length).
+            let table = 2 * (n as usize / PAGE + 1) * size_of::<usize>();
+            assert!(
+                slab.heap_bytes() <= 2 * size_of::<Page<u32>>() + table + 64,
+                "survivor {survivor}: {} bytes kept",
+                slab.heap_bytes()
+            );
+            assert_eq!(
+                slab.get_mut(ids[survivor as usize]).copied(),
+                Some(survivor)
+            );
+            assert_eq!(slab.remove(ids[survivor as usize]), Some(survivor));
+            // A page only reachable through a stale hint is still found.
+            let again: Vec<_> = (0..100).map(|i| slab.insert(i)).collect();
+            assert_eq!(again[0], 0);
+            assert_eq!(again[1..5], [1, 2, 3, 4]);
+        }
     }
 
     #[test]
@@ -192,6 +306,12 @@ mod tests {
         let mut slab: Slab<u8> = Slab::new();
         assert_eq!(slab.remove(NIL), None);
         assert_eq!(slab.remove(5), None);
+        assert_eq!(slab.remove(0), None);
         assert!(slab.get_mut(3).is_none());
+        assert!(slab.get_mut(NIL).is_none());
+        slab.insert(1);
+        slab.insert(2);
+        assert_eq!(slab.remove(40_000), None);
+        assert!(slab.get_mut(40_000).is_none());
     }
 }
