@@ -23,7 +23,8 @@ use crate::after_func::{self, AfterFunc};
 use crate::deadline::Instant;
 use crate::done::{Done, DoneOwned, Watch, race};
 use crate::error::{Cause, Error};
-use crate::tree::{CancelHandle, CancelNode, Kind};
+use crate::handle::CancelHandle;
+use crate::tree::{CancelNode, Kind};
 use crate::value::{self, ErasedValue};
 
 /// A cancellation signal, a deadline and request-scoped values, passed down a
@@ -559,7 +560,6 @@ impl Context {
     /// assert!(waiter.join().unwrap());
     /// assert!(!Context::background().wait_blocking(Some(Duration::from_millis(1))));
     /// ```
-    #[cfg(not(ctx_loom))]
     pub fn wait_blocking(&self, timeout: Option<Duration>) -> bool {
         crate::done::wait_blocking(self.signal().map(|node| &**node), timeout)
     }
@@ -631,6 +631,10 @@ impl fmt::Debug for Context {
         match (&self.repr, self.err()) {
             (Repr::Background | Repr::Todo, _) => Ok(()),
             (_, None) => f.write_str(" [live]"),
+            // The footgun of `let (ctx, _) = parent.with_cancel()`, named.
+            (_, Some(err)) if self.signal().is_some_and(|node| node.handle_dropped()) => {
+                write!(f, " [{err}: its CancelHandle was dropped]")
+            }
             (_, Some(err)) => write!(f, " [{err}]"),
         }
     }

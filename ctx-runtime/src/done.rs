@@ -1,19 +1,10 @@
 //! Waiting for a context to be done: [`Done`], [`DoneOwned`], the race behind
 //! [`Context::run`] and `#[cancellable]`, and [`Context::wait_blocking`].
 //!
-//! # Protocol
-//!
-//! A waiter first loads the node's state (no lock). If the node is live, it
-//! takes the lock, loads the state again and only then stores its waker in the
-//! node's `waiters` slab, remembering the index. A cancel sets the state and
-//! takes the whole slab in one critical section, then wakes every waker it
-//! took. So a waiter that registered before the cancel is always woken, and
-//! one that comes after sees the state: no lost wake-up.
-//!
-//! A waiter that goes away before the cancel removes its own entry (drop), so
-//! `select!` loops over `ctx.done()` do not grow the slab. After a cancel the
-//! slab is empty for good, so a dropped waiter sees the state and skips the
-//! lock altogether.
+//! A waiter lists its waker in its node (see `tree.rs` for the protocol:
+//! no lost wake-up, no user code under the lock) and removes it when dropped,
+//! so `select!` loops over `ctx.done()` do not grow the list. After a cancel
+//! the list is empty for good, so a dropped waiter skips the lock altogether.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -22,10 +13,10 @@ use std::task::{Context as TaskContext, Poll, Waker};
 
 use crate::error::Error;
 use crate::slab::NIL;
-use crate::sync::{AtomicWaker, lock};
-use crate::tree::{CancelNode, Entry};
+use crate::sync::AtomicWaker;
+use crate::tree::CancelNode;
 
-/// One registration in a node's waiter slab.
+/// One registration in a node's entries.
 #[derive(Debug)]
 pub(crate) struct Waiter {
     slot: u32,
@@ -38,36 +29,11 @@ impl Waiter {
 
     /// Ready once `node` is done; otherwise makes sure `waker` is registered.
     pub(crate) fn poll(&mut self, node: &CancelNode, waker: &Waker) -> Poll<()> {
-        if node.is_done() {
-            return Poll::Ready(());
-        }
-        let mut inner = lock(&node.inner);
-        if node.is_done() {
-            self.slot = NIL;
-            return Poll::Ready(());
-        }
-        match inner.entries.get_mut(self.slot) {
-            Some(Entry::Waiter(registered)) => {
-                if !registered.will_wake(waker) {
-                    registered.clone_from(waker);
-                }
-            }
-            _ => self.slot = inner.entries.insert(Entry::Waiter(waker.clone())),
-        }
-        Poll::Pending
+        node.poll_waiter(&mut self.slot, waker)
     }
 
     pub(crate) fn deregister(&mut self, node: &CancelNode) {
-        if self.slot == NIL {
-            return;
-        }
-        let slot = std::mem::replace(&mut self.slot, NIL);
-        if node.is_done() {
-            // The cancel took the slab; our entry is gone. No lock needed.
-            return;
-        }
-        // Only the waiter that inserted an entry removes it: the slot is ours.
-        node.remove_entry(slot, |_| true);
+        node.remove_waiter(&mut self.slot);
     }
 }
 
@@ -361,14 +327,13 @@ pub fn race<F: Future>(watch: &mut Watch, fut: F) -> Race<'_, F> {
 }
 
 /// Blocks the current thread until `node` is done or `timeout` passes.
-#[cfg(not(ctx_loom))]
 pub(crate) fn wait_blocking(
     node: Option<&CancelNode>,
     timeout: Option<std::time::Duration>,
 ) -> bool {
-    use std::time::Instant;
+    use crate::sync::{Parker, park_until};
 
-    struct Unpark(std::thread::Thread);
+    struct Unpark(Parker);
     impl std::task::Wake for Unpark {
         fn wake(self: Arc<Self>) {
             self.0.unpark();
@@ -379,34 +344,21 @@ pub(crate) fn wait_blocking(
     }
 
     // A timeout too large for `Instant` means "no timeout".
-    let give_up = timeout.and_then(|t| Instant::now().checked_add(t));
+    let give_up = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
     let Some(node) = node else {
         // Never done: wait out the timeout (or forever), as the caller asked.
-        loop {
-            match give_up {
-                Some(at) => match at.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => std::thread::park_timeout(left),
-                    _ => return false,
-                },
-                None => std::thread::park(),
-            }
-        }
+        while park_until(give_up) {}
+        return false;
     };
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let waker = Waker::from(Arc::new(Unpark(Parker::current())));
     let mut waiter = Waiter::new();
     loop {
         if waiter.poll(node, &waker).is_ready() {
             return true;
         }
-        match give_up {
-            None => std::thread::park(),
-            Some(at) => match at.checked_duration_since(Instant::now()) {
-                Some(left) if !left.is_zero() => std::thread::park_timeout(left),
-                _ => {
-                    waiter.deregister(node);
-                    return node.is_done();
-                }
-            },
+        if !park_until(give_up) {
+            waiter.deregister(node);
+            return node.is_done();
         }
     }
 }

@@ -89,6 +89,7 @@ mod context;
 mod deadline;
 mod done;
 mod error;
+mod handle;
 mod slab;
 mod sync;
 mod tree;
@@ -114,8 +115,8 @@ pub use context::{AsContext, Context};
 pub use deadline::Instant;
 pub use done::{Done, DoneOwned};
 pub use error::{Cause, Error};
+pub use handle::CancelHandle;
 pub use task::{Group, SpawnExt, TaskHandle, TaskTracker, TrackerToken, spawn};
-pub use tree::CancelHandle;
 
 /// Makes every `.await` of an async fn a race against its first parameter,
 /// `ctx`, and checks the context-first convention at compile time.

@@ -19,7 +19,7 @@ use tokio::task::{JoinError, JoinHandle, JoinSet};
 
 use crate::context::Context;
 use crate::error::Cause;
-use crate::tree::CancelHandle;
+use crate::handle::CancelHandle;
 
 /// Runs `f(ctx)` as a tokio task under a child of `ctx`, and returns a
 /// handle that cancels and aborts it when dropped: Go's `go f(ctx)` on a leash.

@@ -1,5 +1,6 @@
 //! The cancellation tree: one [`CancelNode`] per `with_cancel`/`with_deadline`/
-//! `with_timeout` context, and the [`CancelHandle`] that cancels it.
+//! `with_timeout` context. This file owns the node and its lock: every other
+//! file lists, finds and removes entries through the functions here.
 //!
 //! # State machine
 //!
@@ -7,42 +8,79 @@
 //!
 //! ```text
 //!            cancel(err, cause)            (first call wins; later ones are no-ops)
-//!   LIVE ──────────────────────────────▶  CANCELED | DEADLINE_EXCEEDED   (terminal)
+//!   LIVE ──────────────────────────────▶  CANCELED | DEADLINE_EXCEEDED | DROPPED   (terminal)
 //! ```
 //!
-//! The transition happens under the node's lock, in one critical section that
-//! also records the cause and takes the node's children, waiters and timer out.
-//! Hence:
+//! (`DROPPED` is `CANCELED` by a dropped [`CancelHandle`](crate::CancelHandle);
+//! it reads as [`Error::Canceled`] and only `Debug` tells them apart.)
 //!
-//! * `err()` is one atomic load, no lock. Once it reads "done", the cause is
-//!   already recorded (it was written before the state, under the same lock).
-//! * A waiter or child registers under the lock *after* re-checking the state,
-//!   so it either sees "done" or is in the lists that the cancel takes: no lost
-//!   wake-up and no child created alive under a cancelled parent.
-//! * A cancelled node never gains children or waiters again, so an index into
-//!   its lists held by someone else is dead, never reused (see `slab.rs`).
+//! # Invariants
 //!
-//! # Links
+//! 1. The state changes once, under the node's lock, in the critical section
+//!    that records the cause and takes the node's entries and timer out. So
+//!    `err()` is one atomic load, and once it reads "done" the cause is
+//!    recorded.
+//! 2. An entry (a child, an after_func, a waiter) is listed under the lock
+//!    only after re-checking the state ([`CancelNode::add_entry`],
+//!    [`CancelNode::poll_waiter`]): it is either in the entries the cancel
+//!    takes, or its owner sees "done". No lost wake-up, no child born live
+//!    under a cancelled parent.
+//! 3. A done node never lists anything again, so an index into its entries
+//!    held by someone else is dead, never reused ([`CancelNode::remove_entry`]
+//!    then has nothing to do).
+//! 4. A child holds its parent (a [`Context`]) strongly; the nearest
+//!    cancellable ancestor holds the child only weakly, at the index the child
+//!    keeps in `slot`. A child leaves that list when it is cancelled or
+//!    dropped, so a long-lived parent does not grow with short-lived children.
 //!
-//! A child holds its parent (a [`Context`]) strongly, for values and for the
-//! parent's cancellation. The nearest cancellable ancestor holds the child only
-//! weakly, in its `children` slab, and the child remembers its index there.
-//! A child leaves that slab when it is cancelled or dropped, so a long-lived
-//! parent does not grow with short-lived children.
+//! # Deadlock safety: never two locks, never user code under a lock
 //!
-//! # Never two locks
+//! No code path holds two node locks at once: a cancel takes its own lock,
+//! lets go, visits its descendants (each under its own lock, one at a time)
+//! and unlinks from its parent (under the parent's lock). That rules out
+//! lock-order deadlocks between a parent's cancel and a child's creation or
+//! drop.
 //!
-//! No code path holds two node locks at once: a cancel takes its own lock, lets
-//! go, then visits its children (each under its own lock) and finally unlinks
-//! from its parent (under the parent's lock). That rules out lock-order
-//! deadlocks between a parent's cancel and a child's creation or drop.
-//! Propagation to descendants uses an explicit work list, not recursion, so a
-//! 10,000-deep chain cannot overflow the stack; dropping a deep chain is
-//! iterative for the same reason ([`drop_chain`]).
+//! No user code ever runs while a node lock is held: not a waker's `wake`,
+//! `clone` or `drop`, not an after_func, not a value's or a cause's `Drop`.
+//! Under a lock we only move them in and out of the lists; they are cloned
+//! before, and woken or dropped after. So user code may re-enter freely:
+//! cancel this context, create children, drop the last handle.
+//!
+//! # Propagation, and what a reader may see
+//!
+//! A cancel runs in two phases ([`Taken::propagate`]):
+//!
+//! 1. mark: every live node of the subtree is set done, with the error and the
+//!    cause, and its entries are taken; iteratively, so a 10,000-deep chain
+//!    does not overflow the stack;
+//! 2. notify: only then are the waiters woken, the after_funcs started and
+//!    the descendants' references dropped.
+//!
+//! So any code that runs *because of* a cancellation (a woken task, an
+//! after_func, a drop) sees the whole subtree done, and `cancel()` returns
+//! with every descendant done. A thread that merely reads `err()` while
+//! another thread is in phase 1 can see a parent done and a child not yet:
+//! Go (1.23 and later, where `Err` is an atomic load) has the same window,
+//! since its `cancel` stores the parent's error before cancelling children.
+//! It is safe for the same reason: whoever must stop is woken only after
+//! phase 1, and a child is never done *before* its parent.
+//!
+//! # Panics of user code
+//!
+//! A panic in user code met during phase 2 (a waker's `wake`, a `Drop`) does
+//! not stop the propagation: it is caught, the rest of phase 2 runs, and the
+//! first panic is resumed when our bookkeeping is complete ([`Panic`]); or
+//! dropped, on a timer thread or tokio's time driver (which must survive it)
+//! and when the thread is already unwinding (a second panic would abort). The
+//! panic hook has reported it either way. With `panic = "abort"` there is
+//! nothing to catch, and nothing relies on catching.
 
+use std::any::Any;
 use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::{Arc, Weak};
-use std::task::Waker;
+use std::task::{Poll, Waker};
 
 use crate::after_func::AfterFuncEntry;
 use crate::context::{Context, Repr};
@@ -51,9 +89,11 @@ use crate::error::{Cause, Error};
 use crate::slab::{NIL, Slab};
 use crate::sync::{AtomicU8, AtomicU32, Mutex, Ordering, lock};
 
-pub(crate) const LIVE: u8 = 0;
+const LIVE: u8 = 0;
 const CANCELED: u8 = 1;
 const DEADLINE_EXCEEDED: u8 = 2;
+/// Canceled because its `CancelHandle` was dropped (not used or cancelled).
+const DROPPED: u8 = 3;
 
 #[inline]
 fn encode(err: Error) -> u8 {
@@ -66,9 +106,9 @@ fn encode(err: Error) -> u8 {
 #[inline]
 fn decode(state: u8) -> Option<Error> {
     match state {
-        CANCELED => Some(Error::Canceled),
+        LIVE => None,
         DEADLINE_EXCEEDED => Some(Error::DeadlineExceeded),
-        _ => None,
+        _ => Some(Error::Canceled),
     }
 }
 
@@ -87,16 +127,20 @@ pub(crate) enum Entry {
     Waiter(Waker),
 }
 
-pub(crate) struct Inner {
-    /// While live: the cause to record if this node's own deadline fires.
-    /// Once done: the cause of the cancellation; `None` means "the same as
-    /// `err()`". Shared by a cancelled subtree; one pointer, to keep nodes small.
+type SharedCause = Arc<Cause>;
+
+struct Inner {
+    /// While live: the cause to record if this node's own deadline fires (set
+    /// at creation). Once done: the cause of the cancellation, `None` meaning
+    /// "the same as `err()`"; shared by a cancelled subtree. Changes once, with
+    /// the state.
     cause: Option<SharedCause>,
-    pub(crate) entries: Slab<Entry>,
+    /// Children, after_funcs and waiters while live; emptied for good by the cancel.
+    entries: Slab<Entry>,
+    /// The armed deadline: set once after arming, unless done by then; taken
+    /// by the cancel.
     timer: Option<Timer>,
 }
-
-type SharedCause = Arc<Cause>;
 
 impl Inner {
     fn new(cause: Option<SharedCause>) -> Self {
@@ -113,20 +157,22 @@ impl Inner {
 pub(crate) struct CancelNode {
     state: AtomicU8,
     kind: Kind,
-    /// Our index in the nearest cancellable ancestor's `entries`; only read
-    /// or written under that ancestor's lock.
+    /// Our index in the nearest cancellable ancestor's entries: written once,
+    /// when listed; read under that ancestor's lock.
     slot: AtomicU32,
-    /// The effective deadline: the earlier of our own and the inherited one.
+    /// The effective deadline, the earlier of our own and the inherited one. Fixed.
     deadline: PackedDeadline,
+    /// Fixed until the node is dropped (then taken by [`drop_chain`]).
     parent: Context,
-    pub(crate) inner: Mutex<Inner>,
+    inner: Mutex<Inner>,
 }
 
 impl CancelNode {
     /// Creates a child of `parent`, linked to its nearest cancellable ancestor.
     ///
     /// `deadline` is this node's own deadline, if any. If the parent's is
-    /// earlier, the parent's wins and no timer is armed (Go does the same).
+    /// earlier, the parent's wins and no timer is armed (Go does the same); a
+    /// deadline too far to represent is no deadline at all.
     pub(crate) fn new_child(
         parent: &Context,
         deadline: Option<Instant>,
@@ -135,57 +181,58 @@ impl CancelNode {
     ) -> Arc<CancelNode> {
         let ancestor = parent.signal();
         let inherited = ancestor.map_or(PackedDeadline::NONE, |a| a.deadline);
-        let (deadline, own_timer) = match deadline {
+        let own = deadline.and_then(|at| Some((PackedDeadline::try_new(at)?, at)));
+        let (deadline, own_timer) = match own {
             // The common case, `with_cancel`: copy the parent's as it is.
             None => (inherited, None),
-            Some(own) => match inherited.get() {
+            Some((packed, own)) => match inherited.get() {
                 Some(theirs) if theirs <= own => (inherited, None),
-                _ => (PackedDeadline::new(Some(own)), Some(own)),
+                _ => (packed, Some(own)),
             },
         };
-        if let Some(err) = ancestor.and_then(|a| a.err()) {
-            // Derived from a cancelled parent: born cancelled, with the
-            // parent's error and cause, and never linked or armed.
-            let cause = ancestor.and_then(|a| lock(&a.inner).cause.clone());
-            return Arc::new(CancelNode {
-                state: AtomicU8::new(encode(err)),
+        let new = |state, cause| {
+            Arc::new(CancelNode {
+                state: AtomicU8::new(state),
                 deadline,
                 kind,
                 slot: AtomicU32::new(NIL),
                 parent: parent.clone(),
                 inner: Mutex::new(Inner::new(cause)),
-            });
+            })
+        };
+        let Some(ancestor) = ancestor else {
+            let node = new(LIVE, own_timer.and(deadline_cause).map(Arc::new));
+            if let Some(when) = own_timer {
+                deadline::arm(&node, when);
+            }
+            return node;
+        };
+        if let Some(err) = ancestor.err() {
+            // Derived from a cancelled parent: born cancelled, with the
+            // parent's error and cause, and never linked or armed.
+            return new(encode(err), ancestor.shared_cause());
         }
-        let node = Arc::new(CancelNode {
-            state: AtomicU8::new(LIVE),
-            deadline,
-            kind,
-            slot: AtomicU32::new(NIL),
-            parent: parent.clone(),
-            inner: Mutex::new(Inner::new(own_timer.and(deadline_cause).map(Arc::new))),
-        });
-        if let Some(ancestor) = ancestor {
-            let mut guard = lock(&ancestor.inner);
-            match decode(ancestor.state.load(Ordering::Acquire)) {
-                None => {
-                    let index = guard.entries.insert(Entry::Node(Arc::downgrade(&node)));
-                    node.slot.store(index, Ordering::Relaxed);
-                }
-                Some(err) => {
-                    // Cancelled since we looked: nobody else can see `node`
-                    // yet, so set its state as the cancel would have.
-                    let cause = guard.cause.clone();
-                    drop(guard);
-                    lock(&node.inner).cause = cause;
-                    node.state.store(encode(err), Ordering::Release);
-                    return node;
-                }
+        let node = new(LIVE, own_timer.and(deadline_cause).map(Arc::new));
+        match ancestor.add_entry(Entry::Node(Arc::downgrade(&node))) {
+            Ok(index) => node.slot.store(index, Ordering::Relaxed),
+            Err(_refused) => {
+                // Cancelled since we looked: nobody else can see `node` yet,
+                // so set it as the cancel would have.
+                let err = ancestor.err().unwrap_or(Error::Canceled);
+                node.born_cancelled(err, ancestor.shared_cause());
+                return node;
             }
         }
         if let Some(when) = own_timer {
             deadline::arm(&node, when);
         }
         node
+    }
+
+    fn born_cancelled(&self, err: Error, cause: Option<SharedCause>) {
+        let old = std::mem::replace(&mut lock(&self.inner).cause, cause);
+        self.state.store(encode(err), Ordering::Release);
+        drop(old); // user code (a cause's `Drop`): unlocked
     }
 
     #[inline]
@@ -196,6 +243,11 @@ impl CancelNode {
     #[inline]
     pub(crate) fn is_done(&self) -> bool {
         self.state.load(Ordering::Acquire) != LIVE
+    }
+
+    /// True if this node was cancelled by dropping its handle.
+    pub(crate) fn handle_dropped(&self) -> bool {
+        self.state.load(Ordering::Acquire) == DROPPED
     }
 
     pub(crate) fn deadline(&self) -> Option<Instant> {
@@ -210,24 +262,41 @@ impl CancelNode {
         &self.parent
     }
 
+    fn shared_cause(&self) -> Option<SharedCause> {
+        lock(&self.inner).cause.clone()
+    }
+
     pub(crate) fn cause(&self) -> Option<Cause> {
         let err = self.err()?;
-        let inner = lock(&self.inner);
-        Some(match &inner.cause {
-            Some(cause) => Cause::clone(cause),
+        Some(match self.shared_cause() {
+            Some(cause) => Cause::clone(&cause),
             None => err.into(),
         })
     }
 
-    /// Cancels this node and every descendant. Returns false if it was already done.
+    /// Cancels this node and every descendant. Returns false if it was
+    /// already done. A panic of user code met on the way is resumed once the
+    /// cancellation is complete.
     pub(crate) fn cancel(&self, err: Error, cause: Option<Cause>) -> bool {
-        self.cancel_with(err, |_| cause.map(Arc::new))
+        self.cancel_with(encode(err), |_| cause.map(Arc::new))
+            .map(Panic::resume)
+            .is_some()
+    }
+
+    /// Cancels with `Canceled` because the handle was dropped.
+    pub(crate) fn cancel_dropped(&self) -> bool {
+        self.cancel_with(DROPPED, |_| None)
+            .map(Panic::resume)
+            .is_some()
     }
 
     /// The node's own deadline fired: cancel with `DeadlineExceeded` and the
-    /// cause given to `with_deadline_cause`, if any.
+    /// cause given to `with_deadline_cause`, if any. Called by timers, which
+    /// must survive user code: a panic met on the way is dropped.
     pub(crate) fn expire(&self) -> bool {
-        self.cancel_with(Error::DeadlineExceeded, |inner| inner.cause.take())
+        self.cancel_with(DEADLINE_EXCEEDED, |inner| inner.cause.take())
+            .map(Panic::discard)
+            .is_some()
     }
 
     /// Stores the armed timer, unless the node was cancelled meanwhile (then the
@@ -235,56 +304,118 @@ impl CancelNode {
     #[cfg_attr(ctx_loom, allow(dead_code))]
     pub(crate) fn set_timer(&self, timer: Timer) {
         let mut inner = lock(&self.inner);
-        if self.is_done() {
-            drop(inner);
-            drop(timer);
+        let unused = if self.is_done() {
+            Some(timer)
         } else {
-            let old = inner.timer.replace(timer);
-            drop(inner);
-            drop(old);
-        }
+            inner.timer.replace(timer)
+        };
+        drop(inner);
+        drop(unused);
     }
 
+    /// `None` if the node was already done.
     fn cancel_with(
         &self,
-        err: Error,
+        state: u8,
         cause: impl FnOnce(&mut Inner) -> Option<SharedCause>,
-    ) -> bool {
+    ) -> Option<Panic> {
         // Most handles are dropped after their context is done: no lock then.
         if self.is_done() {
-            return false;
+            return None;
         }
         let mut inner = lock(&self.inner);
         if self.is_done() {
-            return false;
+            return None;
         }
         let cause = cause(&mut inner);
-        let taken = Self::finish(&mut inner, &self.state, err, cause.clone());
+        let taken = Taken::take(&mut inner, &self.state, state, cause.clone());
         drop(inner);
-        // We leave the parent's list ourselves; descendants are dropped from
-        // ours wholesale by `finish`.
+        // We leave the parent's list ourselves; our descendants leave ours
+        // wholesale, with the entries `take` took.
         self.unlink();
-        taken.complete(err, cause);
-        true
+        Some(taken.propagate(decode(state).unwrap_or(Error::Canceled), cause))
     }
 
-    /// The locked part of a cancellation: record it and take what must be
-    /// notified. The caller notifies after unlocking.
-    fn finish(
-        inner: &mut Inner,
-        state: &AtomicU8,
-        err: Error,
-        cause: Option<SharedCause>,
-    ) -> Taken {
-        inner.cause = cause;
-        state.store(encode(err), Ordering::Release);
-        Taken {
-            entries: std::mem::take(&mut inner.entries),
-            timer: inner.timer.take(),
+    /// Lists `entry` unless the node is done; then hands it back, for the
+    /// caller to deal with (and drop) outside the lock.
+    pub(crate) fn add_entry(&self, entry: Entry) -> Result<u32, Entry> {
+        let mut inner = lock(&self.inner);
+        if self.is_done() {
+            drop(inner);
+            return Err(entry);
+        }
+        Ok(inner.entries.insert(entry))
+    }
+
+    /// Ready once the node is done; otherwise makes sure `waker` is listed,
+    /// at `*slot` (`NIL` before the first registration). A waker listed by an
+    /// earlier poll is kept if it would wake the same task, else replaced.
+    pub(crate) fn poll_waiter(&self, slot: &mut u32, waker: &Waker) -> Poll<()> {
+        if self.is_done() {
+            return Poll::Ready(());
+        }
+        if *slot != NIL {
+            let mut inner = lock(&self.inner);
+            if self.is_done() {
+                *slot = NIL;
+                return Poll::Ready(());
+            }
+            if let Some(Entry::Waiter(listed)) = inner.entries.get_mut(*slot)
+                && listed.will_wake(waker)
+            {
+                return Poll::Pending;
+            }
+        }
+        // Cloning a waker runs user code: not under the lock.
+        let fresh = waker.clone();
+        let mut inner = lock(&self.inner);
+        if self.is_done() {
+            drop(inner);
+            *slot = NIL;
+            drop(fresh);
+            return Poll::Ready(());
+        }
+        let replaced = match inner.entries.get_mut(*slot) {
+            Some(Entry::Waiter(listed)) => Some(std::mem::replace(listed, fresh)),
+            _ => {
+                *slot = inner.entries.insert(Entry::Waiter(fresh));
+                None
+            }
+        };
+        drop(inner);
+        drop(replaced); // user code: unlocked
+        Poll::Pending
+    }
+
+    /// Removes the waiter listed at `*slot` by [`poll_waiter`](Self::poll_waiter), if any.
+    pub(crate) fn remove_waiter(&self, slot: &mut u32) {
+        let index = std::mem::replace(slot, NIL);
+        if index != NIL {
+            self.remove_entry(index, |entry| matches!(entry, Entry::Waiter(_)));
         }
     }
 
-    /// Removes this node from its nearest cancellable ancestor's children.
+    /// Removes the entry at `index` if it is still there and `ours` says it
+    /// is the caller's. A cancel takes the whole list, and a done node never
+    /// lists anything again, so then there is nothing to remove. The removed
+    /// entry is dropped after the lock (a waker's drop is user code).
+    pub(crate) fn remove_entry(&self, index: u32, ours: impl FnOnce(&Entry) -> bool) {
+        if self.is_done() {
+            return;
+        }
+        let mut inner = lock(&self.inner);
+        if self.is_done() {
+            return;
+        }
+        let removed = match inner.entries.get_mut(index) {
+            Some(entry) if ours(entry) => inner.entries.remove(index),
+            _ => None,
+        };
+        drop(inner);
+        drop(removed);
+    }
+
+    /// Removes this node from its nearest cancellable ancestor's entries.
     fn unlink(&self) {
         if let Some(ancestor) = self.parent.signal() {
             let index = self.slot.load(Ordering::Relaxed);
@@ -292,26 +423,6 @@ impl CancelNode {
                 index,
                 |entry| matches!(entry, Entry::Node(weak) if std::ptr::eq(weak.as_ptr(), self)),
             );
-        }
-    }
-
-    /// Removes the entry at `index` if it is still there and `ours` says it
-    /// is the caller's. A cancel takes the whole list, and a cancelled node
-    /// never lists anything again, so then there is nothing to remove. The
-    /// removed entry is dropped after the lock (a waker's drop is user code).
-    pub(crate) fn remove_entry(&self, index: u32, ours: impl FnOnce(&Entry) -> bool) {
-        let mut inner = lock(&self.inner);
-        if self.is_done() {
-            return;
-        }
-        if inner
-            .entries
-            .get_mut(index)
-            .is_some_and(|entry| ours(entry))
-        {
-            let removed = inner.entries.remove(index);
-            drop(inner);
-            drop(removed);
         }
     }
 
@@ -337,39 +448,130 @@ impl CancelNode {
     fn count(&self, f: impl Fn(&Entry) -> bool) -> usize {
         lock(&self.inner).entries.count(f)
     }
+
+    /// Bytes the node's entry list holds on the heap.
+    #[cfg(all(test, not(ctx_loom)))]
+    pub(crate) fn entries_heap_bytes(&self) -> usize {
+        lock(&self.inner).entries.heap_bytes()
+    }
 }
 
-/// What a cancellation took out of a node, to notify once the lock is released.
+/// What a cancellation took out of one node, to notify once unlocked.
 struct Taken {
     entries: Slab<Entry>,
     timer: Option<Timer>,
+    /// The cause the node held while live (a deadline's cause), replaced.
+    old_cause: Option<SharedCause>,
 }
 
 impl Taken {
-    /// Wakes the waiters, disarms the timer, fires the after_funcs and
-    /// cancels the descendants: with a work list of nodes, not recursion.
-    fn complete(self, err: Error, cause: Option<SharedCause>) {
-        let mut work: Vec<Arc<CancelNode>> = Vec::new();
-        self.notify(&mut work);
-        while let Some(node) = work.pop() {
-            let mut inner = lock(&node.inner);
-            if node.is_done() {
-                continue;
-            }
-            let taken = CancelNode::finish(&mut inner, &node.state, err, cause.clone());
-            drop(inner);
-            taken.notify(&mut work);
+    /// The locked part of a cancellation: record it and take what must be
+    /// notified.
+    fn take(inner: &mut Inner, state: &AtomicU8, code: u8, cause: Option<SharedCause>) -> Taken {
+        let old_cause = std::mem::replace(&mut inner.cause, cause);
+        state.store(code, Ordering::Release);
+        Taken {
+            entries: std::mem::take(&mut inner.entries),
+            timer: inner.timer.take(),
+            old_cause,
         }
     }
 
-    fn notify(self, work: &mut Vec<Arc<CancelNode>>) {
-        let Taken { mut entries, timer } = self;
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty() && self.timer.is_none() && self.old_cause.is_none()
+    }
+
+    /// Phase 1 marks the live descendants done, phase 2 runs what they and
+    /// this node were waiting for (see the module docs).
+    fn propagate(self, err: Error, cause: Option<SharedCause>) -> Panic {
+        let mut nodes: Vec<Arc<CancelNode>> = Vec::new();
+        let mut rest: Vec<Taken> = Vec::new();
+        collect_children(&self.entries, &mut nodes);
+        let mut next = 0;
+        while next < nodes.len() {
+            let taken = {
+                let node = &nodes[next];
+                let mut inner = lock(&node.inner);
+                // A node done already is completed by whoever cancelled it.
+                (!node.is_done())
+                    .then(|| Taken::take(&mut inner, &node.state, encode(err), cause.clone()))
+            };
+            next += 1;
+            if let Some(taken) = taken {
+                collect_children(&taken.entries, &mut nodes);
+                if !taken.is_empty() {
+                    rest.push(taken);
+                }
+            }
+        }
+        let mut panic = Panic::default();
+        self.notify(&mut panic);
+        for taken in rest {
+            taken.notify(&mut panic);
+        }
+        for node in nodes {
+            panic.catch(|| drop(node)); // the last reference may drop values
+        }
+        panic
+    }
+
+    fn notify(self, panic: &mut Panic) {
+        let Taken {
+            mut entries,
+            timer,
+            old_cause,
+        } = self;
         drop(timer);
         entries.drain(|entry| match entry {
-            Entry::Waiter(waker) => waker.wake(),
-            Entry::Node(weak) => work.extend(weak.upgrade()),
-            Entry::AfterFunc(after) => after.fire(),
+            Entry::Waiter(waker) => panic.catch(|| waker.wake()),
+            Entry::AfterFunc(after) => panic.catch(|| after.fire()),
+            Entry::Node(_) => {} // a `Weak`: dropping it runs nothing
         });
+        if old_cause.is_some() {
+            panic.catch(|| drop(old_cause));
+        }
+    }
+}
+
+fn collect_children(entries: &Slab<Entry>, nodes: &mut Vec<Arc<CancelNode>>) {
+    entries.for_each(|entry| {
+        if let Entry::Node(weak) = entry {
+            nodes.extend(weak.upgrade());
+        }
+    });
+}
+
+/// The first panic of user code met during a cancellation, held until the
+/// cancellation is complete.
+#[derive(Default)]
+#[must_use]
+pub(crate) struct Panic(Option<Box<dyn Any + Send>>);
+
+impl Panic {
+    fn catch(&mut self, f: impl FnOnce()) {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
+            match self.0 {
+                None => self.0 = Some(payload),
+                Some(_) => Panic(Some(payload)).discard(),
+            }
+        }
+    }
+
+    /// Passes the panic on to the caller, unless this thread is already
+    /// unwinding (a second panic would abort the process).
+    pub(crate) fn resume(self) {
+        match self.0 {
+            Some(payload) if !std::thread::panicking() => resume_unwind(payload),
+            _ => self.discard(),
+        }
+    }
+
+    /// Drops the panic (the hook has reported it).
+    pub(crate) fn discard(self) {
+        if let Some(payload) = self.0 {
+            // A payload's own `Drop` is user code too.
+            let _ = catch_unwind(AssertUnwindSafe(|| drop(payload)));
+        }
     }
 }
 
@@ -383,6 +585,9 @@ impl Drop for CancelNode {
 impl std::task::Wake for CancelNode {
     fn wake(self: Arc<Self>) {
         deadline::fired(&self);
+        // Called by tokio's time driver, which must not see a user's panic:
+        // if ours was the last reference, dropping it runs values' `Drop`s.
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(self)));
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
@@ -423,93 +628,5 @@ pub(crate) fn drop_chain(mut ctx: Context) {
             },
             Repr::Background | Repr::Todo => return,
         };
-    }
-}
-
-/// Cancels a context made by [`Context::with_cancel`], [`Context::with_deadline`]
-/// or [`Context::with_timeout`]: Go's `CancelFunc`, as an RAII guard.
-///
-/// Dropping the handle cancels the context, so a handle bound for the length
-/// of a scope is Go's `defer cancel()`: the context's resources (its link in
-/// the parent, its timer) are released however the scope is left. Cancelling
-/// is idempotent, and the first cancellation wins.
-///
-/// Bind it to a named variable: `let (ctx, _cancel) = ...` keeps it to the end
-/// of the scope, while `let (ctx, _) = ...` drops it, and so cancels `ctx`, at
-/// once.
-///
-/// ```
-/// use ctx_runtime::{Context, Error};
-///
-/// let root = Context::background();
-/// let child = {
-///     let (child, _cancel) = root.with_cancel();
-///     assert_eq!(child.err(), None);
-///     child
-/// }; // `_cancel` dropped here: Go's deferred cancel() ran.
-/// assert_eq!(child.err(), Some(Error::Canceled));
-/// assert_eq!(root.err(), None);
-/// ```
-#[must_use = "dropping a CancelHandle cancels its context at once; bind it: `let (ctx, _cancel) = ...`"]
-pub struct CancelHandle {
-    node: Arc<CancelNode>,
-}
-
-impl CancelHandle {
-    pub(crate) fn new(node: Arc<CancelNode>) -> Self {
-        CancelHandle { node }
-    }
-
-    /// Cancels the context and all its descendants with [`Error::Canceled`].
-    ///
-    /// Every descendant is cancelled before this returns; waiting tasks are
-    /// woken, and `after_func` callbacks are started (never waited for). Does
-    /// nothing if the context is already done.
-    ///
-    /// ```
-    /// let (ctx, cancel) = ctx_runtime::Context::background().with_cancel();
-    /// let (grandchild, _c) = ctx.with_cancel();
-    /// cancel.cancel();
-    /// assert!(grandchild.is_done());
-    /// ```
-    pub fn cancel(&self) {
-        self.node.cancel(Error::Canceled, None);
-    }
-
-    /// Cancels with [`Error::Canceled`] and records `cause`, which
-    /// [`Context::cause`] then returns here and in every descendant.
-    ///
-    /// ```
-    /// let (ctx, cancel) = ctx_runtime::Context::background().with_cancel();
-    /// cancel.cancel_with_cause("client disconnected");
-    /// assert_eq!(ctx.err(), Some(ctx_runtime::Error::Canceled));
-    /// assert_eq!(ctx.cause().unwrap().to_string(), "client disconnected");
-    /// ```
-    pub fn cancel_with_cause(&self, cause: impl Into<Cause>) {
-        self.node.cancel(Error::Canceled, Some(cause.into()));
-    }
-
-    /// The context this handle cancels.
-    ///
-    /// ```
-    /// let (ctx, cancel) = ctx_runtime::Context::background().with_cancel();
-    /// assert!(cancel.context().same(&ctx));
-    /// ```
-    pub fn context(&self) -> Context {
-        Context::from_repr(Repr::Cancel(self.node.clone()))
-    }
-}
-
-impl Drop for CancelHandle {
-    fn drop(&mut self) {
-        self.cancel();
-    }
-}
-
-impl fmt::Debug for CancelHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CancelHandle")
-            .field("err", &self.node.err())
-            .finish()
     }
 }

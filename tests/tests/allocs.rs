@@ -228,3 +228,51 @@ fn a_burst_of_live_children_is_given_back() {
     drop(burst);
     assert_eq!(live_bytes(), baseline);
 }
+
+/// Issue 10: a burst of 100,000 children, waiters or after_funcs under a
+/// parent that keeps other entries (one made before the burst, one in the
+/// middle of it) gives its memory back once the burst is gone: the parent's
+/// memory returns to within 64 KiB of where it was.
+#[test]
+fn a_burst_under_a_parent_that_keeps_children_is_given_back() {
+    use std::future::Future;
+    use std::task::{Context as TaskContext, Waker};
+
+    const BURST: usize = 100_000;
+    const SLACK: isize = 64 * 1024;
+    let (parent, _cancel) = Context::background().with_cancel();
+    let _first = parent.with_cancel();
+    drop(parent.with_cancel()); // warm-up
+    let baseline = live_bytes();
+
+    let mut middle = None;
+    let children: Vec<_> = (0..BURST)
+        .map(|i| {
+            if i == BURST / 2 {
+                middle = Some(parent.with_cancel());
+            }
+            parent.with_cancel()
+        })
+        .collect();
+    drop(children);
+    let grown = live_bytes() - baseline;
+    assert!(grown <= SLACK, "children: {grown} bytes kept");
+
+    let mut cx = TaskContext::from_waker(Waker::noop());
+    let mut waiters: Vec<_> = (0..BURST).map(|_| Box::pin(parent.done())).collect();
+    for done in &mut waiters {
+        assert!(done.as_mut().poll(&mut cx).is_pending());
+    }
+    drop(waiters);
+    let grown = live_bytes() - baseline;
+    assert!(grown <= SLACK, "waiters: {grown} bytes kept");
+
+    let afters: Vec<_> = (0..BURST).map(|_| parent.after_func(|| {})).collect();
+    for after in &afters {
+        assert!(after.stop());
+    }
+    drop(afters);
+    let grown = live_bytes() - baseline;
+    assert!(grown <= SLACK, "after_funcs: {grown} bytes kept");
+    drop(middle);
+}

@@ -107,8 +107,8 @@ use crate::context::Context;
 use crate::done::DoneOwned;
 use crate::error::{Cause, Error};
 use crate::grpc_timeout;
+use crate::handle::CancelHandle;
 use crate::task::{TaskTracker, TrackerToken};
-use crate::tree::CancelHandle;
 
 #[cfg(feature = "axum")]
 mod axum;
