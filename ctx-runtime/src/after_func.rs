@@ -9,16 +9,16 @@
 //! ```
 //!
 //! Both transitions are one compare-and-swap from `PENDING`, so exactly one of
-//! them happens: `stop()` returns true iff it won, and then `f` never runs.
-//! An entry sits in its node's `entries` slab (like a child context) until it
-//! fires or is stopped, so stopped callbacks do not accumulate in a long-lived
-//! parent.
+//! them happens: `stop()` returns true iff it won, and then `f` never runs;
+//! otherwise `f` runs exactly once, whatever the runtime is doing. An entry
+//! sits in its node's entries (like a child context) until it fires or is
+//! stopped, so stopped callbacks do not accumulate in a long-lived parent.
 
 use std::fmt;
 use std::sync::Arc;
 
 use crate::slab::NIL;
-use crate::sync::{AtomicU8, AtomicU32, Mutex, Ordering, lock};
+use crate::sync::{AtomicU8, AtomicU32, Mutex, Ordering, lock, spawn_thread};
 use crate::tree::{CancelNode, Entry};
 
 const PENDING: u8 = 0;
@@ -50,13 +50,53 @@ impl AfterFuncEntry {
 /// Starts `f` on a thread of its own: the blocking pool of the current tokio
 /// runtime if there is one, else a new thread. Never waits for it, so a slow
 /// or panicking callback cannot stall or break `cancel()`.
+///
+/// A runtime that is shutting down drops what it is handed instead of running
+/// it; `f` then runs on a thread of ours, from [`RunOnce`]'s `Drop`.
 fn run_detached(f: Callback) {
+    let job = RunOnce(Some(f));
     #[cfg(not(ctx_loom))]
     if let Ok(handle) = tokio::runtime::Handle::try_current() {
-        drop(handle.spawn_blocking(f));
+        drop(handle.spawn_blocking(move || job.run()));
         return;
     }
-    crate::sync::spawn_thread("ctx-after-func", f);
+    job.run_on_a_thread();
+}
+
+/// A callback that runs exactly once: where it was sent, or, if it is
+/// dropped unrun, on a thread of its own.
+struct RunOnce(Option<Callback>);
+
+impl RunOnce {
+    #[cfg_attr(ctx_loom, allow(dead_code))]
+    fn run(mut self) {
+        if let Some(f) = self.0.take() {
+            f();
+        }
+    }
+
+    fn run_on_a_thread(mut self) {
+        let Some(f) = self.0.take() else { return };
+        // If no thread can be started, run it here rather than lose it.
+        let unstarted = Arc::new(Mutex::new(Some(f)));
+        let ours = Arc::clone(&unstarted);
+        let started = spawn_thread("ctx-after-func", move || {
+            if let Some(f) = lock(&ours).take() {
+                f();
+            }
+        });
+        if !started && let Some(f) = lock(&unstarted).take() {
+            f();
+        }
+    }
+}
+
+impl Drop for RunOnce {
+    fn drop(&mut self) {
+        if self.0.is_some() {
+            RunOnce(self.0.take()).run_on_a_thread();
+        }
+    }
 }
 
 /// Registers `f` to run after `node` is done (`None`: a context that is never
@@ -68,13 +108,9 @@ pub(crate) fn register(node: Option<&Arc<CancelNode>>, f: Callback) -> AfterFunc
         f: Mutex::new(Some(f)),
     });
     if let Some(node) = node {
-        let mut inner = lock(&node.inner);
-        if node.is_done() {
-            drop(inner);
-            entry.fire();
-        } else {
-            let index = inner.entries.insert(Entry::AfterFunc(Arc::clone(&entry)));
-            entry.slot.store(index, Ordering::Relaxed);
+        match node.add_entry(Entry::AfterFunc(Arc::clone(&entry))) {
+            Ok(index) => entry.slot.store(index, Ordering::Relaxed),
+            Err(_done) => entry.fire(),
         }
     }
     AfterFunc {
