@@ -1,23 +1,31 @@
 //! Deadlines: the timers that cancel a context when its deadline passes.
 //!
 //! A deadline must fire whether or not anybody polls the context, so it cannot
-//! live in a future that a user owns. Inside a tokio runtime it is a
-//! [`tokio::time::Sleep`] registered on the runtime's timer wheel with the
-//! node itself as the waker: when the wheel fires, it "wakes" the node, which
-//! cancels it. That costs no task and obeys `tokio::time::pause()`, because it
-//! is tokio's own clock. Outside a runtime (or in one built without
-//! `enable_time`) the deadline goes to one process-wide timer thread instead.
+//! live in a future that a user owns. Two homes:
+//!
+//! * **tokio's timer wheel, when tokio's clock is paused** (`start_paused`,
+//!   `tokio::time::pause()`): a [`tokio::time::Sleep`] registered with the
+//!   node itself as its waker, so that virtual time moves deadlines exactly as
+//!   it moves `sleep`s. A paused clock proves the runtime has timers enabled.
+//! * **one process-wide timer thread** otherwise, inside a runtime or not.
+//!   tokio has no way to ask whether a runtime was built with timers
+//!   (`enable_time`), and creating a `Sleep` in one without them panics; so
+//!   the wheel is used only where it is known to exist, and nothing here ever
+//!   catches a panic (a `panic = "abort"` program would die of it).
 //!
 //! ```text
-//!   arm ──▶ Tokio(Sleep) ──wheel fires──▶ fired() ──now ≥ deadline──▶ expire()
-//!                                             └─early (runtime shutting down)──▶ Thread
-//!   arm ──▶ Thread(entry) ──timer thread──▶ expire()
+//!   arm ──paused──▶ Tokio(Sleep) ──wheel fires──▶ fired() ──now ≥ deadline──▶ expire()
+//!                                                     └─early (runtime shutting down)──▶ Thread
+//!   arm ──else────▶ Thread(entry) ──timer thread──▶ expire()
 //!   cancel/drop of the node ──▶ timer dropped ──▶ deregistered from wheel/thread
 //! ```
 //!
 //! The `Sleep` holds the node (as its waker), and the node holds the `Sleep`.
 //! The cycle ends when either fires or the node is cancelled, which its
-//! `CancelHandle` does when dropped.
+//! `CancelHandle` does when dropped. The timer thread holds nodes weakly.
+//! A timer expires its node with [`CancelNode::expire`], which completes the
+//! cancellation and drops any panic of user code met on the way: a user's
+//! panicking waker cannot take down the timer thread or tokio's time driver.
 
 use std::sync::Arc;
 
@@ -30,8 +38,9 @@ pub use tokio::time::Instant;
 /// A deadline in 8 bytes instead of 16 (nodes stay under glibc's fast-bin
 /// size): nanoseconds from a process-wide epoch, `i64::MIN` for none.
 ///
-/// Exact within ±292 years of the epoch (the first deadline ever made);
-/// farther ones saturate there, which is "never" for any program.
+/// Exact within ±292 years of the epoch (the first deadline ever made).
+/// [`try_new`](Self::try_new) refuses farther ones, which then count as no
+/// deadline: never a third value.
 #[derive(Clone, Copy)]
 pub(crate) struct PackedDeadline(i64);
 
@@ -43,17 +52,16 @@ impl PackedDeadline {
         Instant::from_std(*EPOCH.get_or_init(std::time::Instant::now))
     }
 
-    pub(crate) fn new(deadline: Option<Instant>) -> Self {
-        let Some(at) = deadline else {
-            return Self::NONE;
-        };
+    /// `at`, or `None` if it is too far from the epoch to represent.
+    pub(crate) fn try_new(at: Instant) -> Option<Self> {
         let epoch = Self::epoch();
-        let saturate = |d: std::time::Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
-        PackedDeadline(match at.checked_duration_since(epoch) {
-            Some(after) => saturate(after),
-            // Never i64::MIN (NONE): saturate stops at i64::MAX.
-            None => -saturate(epoch - at),
-        })
+        let nanos = |d: std::time::Duration| i64::try_from(d.as_nanos()).ok();
+        let packed = match at.checked_duration_since(epoch) {
+            Some(after) => nanos(after)?,
+            // Never i64::MIN (NONE): `-nanos` of an i64 is at least -i64::MAX.
+            None => -nanos(epoch - at)?,
+        };
+        Some(PackedDeadline(packed))
     }
 
     #[inline]
@@ -86,23 +94,37 @@ pin_project_lite::pin_project! {
     }
 }
 
+/// Under loom only the timer thread exists (a shim of it: see
+/// `thread_timer`), so that the models can race arming against firing.
 #[cfg(ctx_loom)]
-pub(crate) enum Armed {}
+pub(crate) enum Armed {
+    // Held for its `Drop`, which dequeues it.
+    Thread {
+        #[allow(dead_code)]
+        entry: thread_timer::Entry,
+    },
+}
+
+#[cfg(all(ctx_loom, test))]
+pub(crate) use thread_timer::{fire_due, queued};
 
 /// Arms `node`'s own deadline, or expires it now if `when` has passed.
 pub(crate) fn arm(node: &Arc<CancelNode>, when: Instant) {
     if when <= Instant::now() {
         node.expire();
-    } else {
-        #[cfg(not(ctx_loom))]
+        return;
+    }
+    #[cfg(not(ctx_loom))]
+    if tokio_clock_paused() {
         match arm_tokio(node, when) {
-            Arming::Armed(timer) => node.set_timer(timer),
-            Arming::Fired => {
+            Some(timer) => node.set_timer(timer),
+            None => {
                 node.expire();
             }
-            Arming::NoRuntime => arm_thread(node, when),
         }
+        return;
     }
+    arm_thread(node, when);
 }
 
 /// The wheel woke `node`.
@@ -113,71 +135,88 @@ pub(crate) fn fired(node: &Arc<CancelNode>) {
     } else {
         // tokio wakes every timer when its runtime shuts down; the deadline
         // has not passed, so hand it to the timer thread, not expire it early.
-        #[cfg(not(ctx_loom))]
         arm_thread(node, when);
     }
 }
 
 /// Arms `node`'s deadline on the timer thread.
-#[cfg(not(ctx_loom))]
 fn arm_thread(node: &Arc<CancelNode>, when: Instant) {
     if let Some(entry) = thread_timer::insert(node, when) {
         node.set_timer(Box::pin(Armed::Thread { entry }));
     }
 }
 
+/// True if the current thread is in a tokio runtime whose clock is paused.
+///
+/// A paused clock reads the same instant until the runtime advances it; a
+/// running one moves with std's clock. Two reads of tokio's clock that agree
+/// while std's clock moved between them can only be a paused clock. (Outside
+/// a runtime, tokio's clock is std's.)
 #[cfg(not(ctx_loom))]
-enum Arming {
-    Armed(Timer),
-    Fired,
-    NoRuntime,
+fn tokio_clock_paused() -> bool {
+    let before = Instant::now();
+    let std_before = std::time::Instant::now();
+    if Instant::now() != before {
+        return false;
+    }
+    // Equal: paused, or a clock too coarse to tell two reads apart. Wait
+    // (briefly) for std's clock to tick, then look again.
+    for _ in 0..10_000 {
+        if std::time::Instant::now() > std_before {
+            return Instant::now() == before;
+        }
+        std::hint::spin_loop();
+    }
+    false
 }
 
+/// Registers `when` on the current runtime's wheel, with `node` as the
+/// waker. `None` if it is already due. Only called with tokio's clock paused,
+/// which a runtime without timers cannot be in any way that reaches here.
 #[cfg(not(ctx_loom))]
-fn arm_tokio(node: &Arc<CancelNode>, when: Instant) -> Arming {
+fn arm_tokio(node: &Arc<CancelNode>, when: Instant) -> Option<Timer> {
     use std::future::Future;
-    use std::panic::{AssertUnwindSafe, catch_unwind};
     use std::task::{Context, Poll, Waker};
 
-    if tokio::runtime::Handle::try_current().is_err() {
-        return Arming::NoRuntime;
+    let mut timer: Timer = Box::pin(Armed::Tokio {
+        sleep: tokio::time::sleep_until(when),
+    });
+    let waker = Waker::from(Arc::clone(node));
+    let ArmedProj::Tokio { sleep } = timer.as_mut().project() else {
+        return None;
+    };
+    match sleep.poll(&mut Context::from_waker(&waker)) {
+        Poll::Ready(()) => None,
+        Poll::Pending => Some(timer),
     }
-    // tokio has no fallible constructor: a runtime built without
-    // `enable_time`, or one shutting down, panics here. Fall back to the
-    // timer thread rather than pass the panic on to the caller.
-    let armed = catch_unwind(AssertUnwindSafe(|| {
-        let mut timer: Timer = Box::pin(Armed::Tokio {
-            sleep: tokio::time::sleep_until(when),
-        });
-        let waker = Waker::from(Arc::clone(node));
-        let ArmedProj::Tokio { sleep } = timer.as_mut().project() else {
-            return Arming::NoRuntime;
-        };
-        match sleep.poll(&mut Context::from_waker(&waker)) {
-            Poll::Ready(()) => Arming::Fired,
-            Poll::Pending => Arming::Armed(timer),
-        }
-    }));
-    armed.unwrap_or(Arming::NoRuntime)
 }
 
-/// The process-wide timer thread, for deadlines made outside a tokio runtime.
-#[cfg(not(ctx_loom))]
+/// The process-wide timer thread, for deadlines made outside a paused tokio
+/// runtime: a queue ordered by deadline, and a thread that sleeps until the
+/// first one and expires what is due.
+///
+/// Under loom there is no thread: the queue is per model execution, and a
+/// model calls [`thread_timer::fire_due`] where the thread would wake.
 mod thread_timer {
     use std::collections::BTreeMap;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
+    use std::sync::{Arc, Weak};
     use std::time::Instant;
 
-    use crate::sync::lock;
+    use crate::sync::{Mutex, lock};
     use crate::tree::CancelNode;
 
     type Key = (Instant, u64);
 
+    #[derive(Default)]
+    struct Queue {
+        due: BTreeMap<Key, Weak<CancelNode>>,
+        seq: u64,
+    }
+
     struct Shared {
-        queue: Mutex<BTreeMap<Key, Weak<CancelNode>>>,
-        changed: Condvar,
-        seq: AtomicU64,
+        queue: Mutex<Queue>,
+        #[cfg(not(ctx_loom))]
+        changed: std::sync::Condvar,
     }
 
     /// A registration on the timer thread; dropping it removes it.
@@ -188,22 +227,30 @@ mod thread_timer {
     impl Drop for Entry {
         fn drop(&mut self) {
             if let Some(shared) = shared() {
-                let removed = lock(&shared.queue).remove(&self.key);
+                let removed = lock(&shared.queue).due.remove(&self.key);
                 drop(removed);
             }
         }
     }
 
+    #[cfg(not(ctx_loom))]
     fn shared() -> Option<&'static Shared> {
-        static SHARED: OnceLock<Option<&'static Shared>> = OnceLock::new();
+        static SHARED: std::sync::OnceLock<Option<&'static Shared>> = std::sync::OnceLock::new();
         *SHARED.get_or_init(|| {
             let shared: &'static Shared = Box::leak(Box::new(Shared {
-                queue: Mutex::new(BTreeMap::new()),
-                changed: Condvar::new(),
-                seq: AtomicU64::new(0),
+                queue: Mutex::new(Queue::default()),
+                changed: std::sync::Condvar::new(),
             }));
             crate::sync::spawn_thread("ctx-deadlines", move || run(shared)).then_some(shared)
         })
+    }
+
+    #[cfg(ctx_loom)]
+    fn shared() -> Option<&'static Shared> {
+        loom::lazy_static! {
+            static ref SHARED: Shared = Shared { queue: Mutex::new(Queue::default()) };
+        }
+        Some(&SHARED)
     }
 
     /// Queues `node` to expire at `when`. `None` only if no thread could be
@@ -211,47 +258,89 @@ mod thread_timer {
     /// never fires.
     pub(crate) fn insert(node: &Arc<CancelNode>, when: super::Instant) -> Option<Entry> {
         let shared = shared()?;
-        let key = (when.into_std(), shared.seq.fetch_add(1, Ordering::Relaxed));
         let mut queue = lock(&shared.queue);
-        queue.insert(key, Arc::downgrade(node));
-        let first = queue.first_key_value().is_some_and(|(k, _)| *k == key);
+        queue.seq += 1;
+        let key = (when.into_std(), queue.seq);
+        queue.due.insert(key, Arc::downgrade(node));
+        #[cfg(not(ctx_loom))]
+        let first = queue.due.first_key_value().is_some_and(|(k, _)| *k == key);
         drop(queue);
+        #[cfg(not(ctx_loom))]
         if first {
             shared.changed.notify_one();
         }
         Some(Entry { key })
     }
 
+    /// Takes the entries due at `now` out of the queue.
+    #[cfg(not(ctx_loom))]
+    fn take_due(queue: &mut Queue, now: Instant) -> Vec<Weak<CancelNode>> {
+        std::iter::from_fn(|| {
+            let entry = queue.due.first_entry()?;
+            (entry.key().0 <= now).then(|| entry.remove())
+        })
+        .collect()
+    }
+
+    /// Expires `due`, unlocked: expiring drops each node's `Entry`, which
+    /// takes the queue's lock.
+    #[cfg(any(not(ctx_loom), test))]
+    fn expire(due: Vec<Weak<CancelNode>>) {
+        for weak in due {
+            // `expire` drops the panics of user code it meets; the last
+            // reference to a node may also be ours, and dropping it runs
+            // values' `Drop`s. This thread must outlive all of them.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                if let Some(node) = weak.upgrade() {
+                    node.expire();
+                }
+            }));
+        }
+    }
+
+    /// What the timer thread does when it wakes: expire every deadline that
+    /// has passed. Under loom every queued deadline counts as passed.
+    #[cfg(all(ctx_loom, test))]
+    pub(crate) fn fire_due() {
+        let Some(shared) = shared() else { return };
+        let due = std::mem::take(&mut lock(&shared.queue).due);
+        expire(due.into_values().collect());
+    }
+
+    /// Entries queued, for the models' checks.
+    #[cfg(all(ctx_loom, test))]
+    pub(crate) fn queued() -> usize {
+        shared().map_or(0, |shared| lock(&shared.queue).due.len())
+    }
+
+    #[cfg(not(ctx_loom))]
     fn run(shared: &'static Shared) {
+        let wait = |queue, timeout: Option<std::time::Duration>| match timeout {
+            None => shared
+                .changed
+                .wait(queue)
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            Some(t) => {
+                shared
+                    .changed
+                    .wait_timeout(queue, t)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .0
+            }
+        };
         let mut queue = lock(&shared.queue);
         loop {
             let now = Instant::now();
-            let Some((&(when, _), _)) = queue.first_key_value() else {
-                queue = shared
-                    .changed
-                    .wait(queue)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                continue;
-            };
-            if when > now {
-                queue = shared
-                    .changed
-                    .wait_timeout(queue, when - now)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .0;
-                continue;
+            match queue.due.first_key_value() {
+                None => queue = wait(queue, None),
+                Some((&(when, _), _)) if when > now => queue = wait(queue, Some(when - now)),
+                Some(_) => {
+                    let due = take_due(&mut queue, now);
+                    drop(queue);
+                    expire(due);
+                    queue = lock(&shared.queue);
+                }
             }
-            let due: Vec<_> = std::iter::from_fn(|| {
-                let entry = queue.first_entry()?;
-                (entry.key().0 <= now).then(|| entry.remove())
-            })
-            .collect();
-            drop(queue);
-            // Expiring drops the node's `Entry`, which takes the lock: fire unlocked.
-            for node in due.iter().filter_map(Weak::upgrade) {
-                node.expire();
-            }
-            queue = lock(&shared.queue);
         }
     }
 }

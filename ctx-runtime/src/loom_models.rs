@@ -205,6 +205,111 @@ fn race_with_a_changing_waker_is_woken_by_cancel() {
     });
 }
 
+/// Arming a deadline (queue it, then store the timer in the node) while the
+/// timer thread wakes and expires what is queued: either the timer saw the
+/// entry and expired the context, or the entry is queued and the context
+/// live; dropping the handle then cancels and dequeues it. Never a timer
+/// left queued for a done context, nor a deadline lost.
+#[test]
+fn deadline_arming_racing_the_timer_thread() {
+    loom::model(|| {
+        let far = crate::Instant::now() + std::time::Duration::from_secs(3600);
+        let timer = thread::spawn(crate::deadline::fire_due);
+        let (ctx, cancel) = Context::background().with_deadline(far);
+        timer.join().unwrap();
+        if ctx.is_done() {
+            assert_eq!(ctx.err(), Some(Error::DeadlineExceeded));
+            assert_eq!(crate::deadline::queued(), 0);
+        } else {
+            assert_eq!(crate::deadline::queued(), 1);
+        }
+        drop(cancel);
+        assert!(ctx.is_done());
+        assert_eq!(
+            crate::deadline::queued(),
+            0,
+            "a done context's timer stays queued"
+        );
+    });
+}
+
+/// An after_func registered while the context is cancelled runs exactly once:
+/// fired by the cancel, or at once by the registration.
+#[test]
+fn after_func_registration_racing_cancel() {
+    loom::model(|| {
+        let (ctx, cancel) = Context::background().with_cancel();
+        let ran = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+        let (c, r) = (ctx.clone(), Arc::clone(&ran));
+        let registrar = thread::spawn(move || {
+            c.after_func(move || {
+                r.fetch_add(1, Ordering::SeqCst);
+            })
+        });
+        cancel.cancel();
+        let after = registrar.join().unwrap();
+        assert_eq!(ran.load(Ordering::SeqCst), 1);
+        assert!(!after.stop(), "a started callback cannot be stopped");
+        assert_eq!(node(&ctx).child_count(), 0);
+    });
+}
+
+/// A grandchild made while the cancel of its grandparent propagates: born
+/// cancelled or cancelled by the propagation, never live, never listed.
+#[test]
+fn grandchild_created_while_a_cancel_propagates() {
+    loom::model(|| {
+        let (root, cancel) = Context::background().with_cancel();
+        let (child, _child_handle) = root.with_cancel();
+        let c = child.clone();
+        let maker = thread::spawn(move || c.with_cancel());
+        cancel.cancel_with_cause("stop");
+        let (grandchild, handle) = maker.join().unwrap();
+        assert_eq!(grandchild.err(), Some(Error::Canceled));
+        assert_eq!(cause_text(&grandchild), "stop");
+        drop(handle);
+        assert_eq!(node(&child).child_count(), 0);
+        assert_eq!(node(&root).child_count(), 0);
+    });
+}
+
+/// `Done` polled with one waker, then with another (a task moved between
+/// executors), while the context is cancelled: the latest waker is woken or
+/// the poll sees the state; the list ends empty.
+#[test]
+fn done_reregistering_a_changed_waker_during_a_cancel() {
+    loom::model(|| {
+        let (ctx, cancel) = Context::background().with_cancel();
+        let c = ctx.clone();
+        let waiter = thread::spawn(move || {
+            let mut done = Box::pin(c.done());
+            let first = done
+                .as_mut()
+                .poll(&mut TaskContext::from_waker(&Waker::from(Arc::new(Ignore))));
+            match first {
+                std::task::Poll::Ready(err) => err,
+                std::task::Poll::Pending => block_on(done),
+            }
+        });
+        cancel.cancel();
+        assert_eq!(waiter.join().unwrap(), Error::Canceled);
+        assert_eq!(node(&ctx).waiter_count(), 0);
+    });
+}
+
+/// `wait_blocking` on one thread, the cancel on another: it returns true.
+#[test]
+fn wait_blocking_is_woken_by_cancel() {
+    loom::model(|| {
+        let (ctx, cancel) = Context::background().with_cancel();
+        let c = ctx.clone();
+        let waiter = thread::spawn(move || c.wait_blocking(None));
+        cancel.cancel();
+        assert!(waiter.join().unwrap());
+        assert_eq!(node(&ctx).waiter_count(), 0);
+    });
+}
+
 /// A waker that ignores wake-ups (not the no-op waker, which Done skips).
 struct Ignore;
 

@@ -70,3 +70,49 @@ pub(crate) fn spawn_thread<F: FnOnce() + Send + 'static>(_name: &str, f: F) -> b
     f();
     true
 }
+
+/// A handle to unpark the current thread (std's, or loom's under loom).
+#[derive(Clone, Debug)]
+pub(crate) struct Parker(
+    #[cfg(not(ctx_loom))] std::thread::Thread,
+    #[cfg(ctx_loom)] loom::thread::Thread,
+);
+
+impl Parker {
+    pub(crate) fn current() -> Self {
+        #[cfg(not(ctx_loom))]
+        return Parker(std::thread::current());
+        #[cfg(ctx_loom)]
+        return Parker(loom::thread::current());
+    }
+
+    pub(crate) fn unpark(&self) {
+        self.0.unpark();
+    }
+}
+
+/// Parks the current thread until unparked or `deadline` (`None`: no
+/// deadline). Returns false once the deadline has passed. May return early
+/// (spurious wake-ups), like `std::thread::park`.
+pub(crate) fn park_until(deadline: Option<std::time::Instant>) -> bool {
+    let left = match deadline {
+        None => None,
+        Some(at) => match at.checked_duration_since(std::time::Instant::now()) {
+            Some(left) if !left.is_zero() => Some(left),
+            _ => return false,
+        },
+    };
+    #[cfg(not(ctx_loom))]
+    match left {
+        None => std::thread::park(),
+        Some(left) => std::thread::park_timeout(left),
+    }
+    // loom has no `park_timeout`: a timed wait yields instead (the models
+    // wait without a timeout).
+    #[cfg(ctx_loom)]
+    match left {
+        None => loom::thread::park(),
+        Some(_) => loom::thread::yield_now(),
+    }
+    true
+}
