@@ -287,3 +287,31 @@ async fn tracker_counts_aborted_tasks_out() {
     tracker.close();
     tracker.wait().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn awaiting_a_handle_is_cancel_safe() {
+    let (release_tx, release_rx) = oneshot::channel::<()>();
+    let mut task = ctx_runtime::spawn(&Context::background(), |_ctx| async move {
+        let _ = release_rx.await;
+        "released"
+    });
+    let gave_up = tokio::time::timeout(Duration::from_secs(3600), &mut task).await;
+    assert!(gave_up.is_err(), "still running");
+    assert!(
+        !task.context().is_done(),
+        "giving up on the await cancels nothing"
+    );
+    release_tx.send(()).unwrap();
+    assert_eq!(task.await.unwrap(), "released");
+}
+
+#[tokio::test(start_paused = true)]
+async fn handle_is_send_sync_and_debug() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    let task = ctx_runtime::spawn(&Context::background(), |_ctx| async { 1u8 });
+    send_sync(&task);
+    let debug = format!("{task:?}");
+    assert!(debug.starts_with("TaskHandle { ctx: "), "{debug}");
+    assert!(debug.ends_with("finished: false }"), "{debug}");
+    assert_eq!(task.await.unwrap(), 1);
+}
