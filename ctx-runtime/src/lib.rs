@@ -114,7 +114,9 @@ pub use context::{AsContext, Context};
 pub use deadline::Instant;
 pub use done::{Done, DoneOwned};
 pub use error::{Cause, Error};
-pub use task::{Group, SpawnExt, TaskHandle, TaskTracker, TrackerToken, spawn};
+pub use task::{
+    Group, SpawnExt, TaskFailed, TaskHandle, TaskOutput, TaskTracker, TrackerToken, spawn,
+};
 pub use tree::CancelHandle;
 
 /// Makes every `.await` of an async fn a race against its first parameter,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use ctx_runtime::{Context, Error, Group, SpawnExt, TaskTracker};
+use ctx_runtime::{Context, Error, Group, SpawnExt, TaskFailed, TaskTracker};
 use tokio::sync::oneshot;
 
 /// Runs `f` when dropped: shows that a task's future was dropped (aborted).
@@ -142,16 +142,24 @@ async fn group_first_error_cancels_the_rest_with_that_error_as_cause() {
         Err(io::Error::other("a later error"))
     });
 
-    let err = group.wait().await.unwrap_err();
+    let err: io::Error = group.wait().await.unwrap_err();
     assert_eq!(err.to_string(), "primary is down", "the first error wins");
+    assert_eq!(
+        err.kind(),
+        io::ErrorKind::Other,
+        "the error itself, moved out"
+    );
     assert_eq!(
         finished.load(Ordering::SeqCst),
         3,
         "wait returns after every task"
     );
+    // The error went to wait; the cause keeps its message.
     let cause = ctx.cause().unwrap();
-    assert!(cause.is::<io::Error>());
     assert_eq!(cause.to_string(), "primary is down");
+    let failed = cause.downcast_ref::<TaskFailed>().unwrap();
+    assert_eq!(failed.message(), "primary is down");
+    assert!(!failed.is_panic());
 }
 
 #[tokio::test(start_paused = true)]
@@ -182,7 +190,7 @@ async fn group_is_cancelled_by_its_parent() {
     let (group, _ctx) = Group::<Error>::with_context(&parent);
     group.spawn(|ctx| async move { ctx.run(std::future::pending::<()>()).await });
     cancel.cancel();
-    assert_eq!(*group.wait().await.unwrap_err(), Error::Canceled);
+    assert_eq!(group.wait().await, Err(Error::Canceled));
 }
 
 #[tokio::test(start_paused = true)]
@@ -217,10 +225,9 @@ async fn group_panic_cancels_the_rest_and_resumes_in_wait() {
     let waiter = tokio::spawn(async move { group.wait().await });
     let err = waiter.await.unwrap_err();
     assert!(err.is_panic());
-    assert_eq!(
-        ctx.cause().unwrap().to_string(),
-        "a task of the group panicked"
-    );
+    let cause = ctx.cause().unwrap();
+    assert_eq!(cause.to_string(), "a task of the group panicked");
+    assert!(cause.downcast_ref::<TaskFailed>().unwrap().is_panic());
 }
 
 #[tokio::test(start_paused = true)]

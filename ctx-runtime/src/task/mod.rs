@@ -16,14 +16,18 @@
 //!
 //! # Cancel-safety
 //!
-//! Awaiting a [`TaskHandle`] or [`TaskTracker::wait`] inside
+//! Every future here can be dropped before it completes without losing
+//! anything, like tokio's `JoinSet::join_next`: awaiting a [`TaskHandle`], a
+//! [`TaskOutput`], [`Group::wait`] or [`TaskTracker::wait`] inside
 //! `tokio::select!` or `tokio::time::timeout` and giving up on it leaves the
-//! tasks running and their contexts untouched, like tokio's `JoinHandle`.
+//! tasks running, their contexts untouched and their results (an error, a
+//! panic, an output) waiting for the next await.
 
 mod group;
 mod spawn;
 mod tracker;
+mod waiters;
 
-pub use group::Group;
+pub use group::{Group, TaskFailed, TaskOutput};
 pub use spawn::{SpawnExt, TaskHandle, spawn};
 pub use tracker::{TaskTracker, TrackerToken};
