@@ -116,7 +116,9 @@ pub use deadline::Instant;
 pub use done::{Done, DoneOwned};
 pub use error::{Cause, Error};
 pub use handle::CancelHandle;
-pub use task::{Group, SpawnExt, TaskHandle, TaskTracker, TrackerToken, spawn};
+pub use task::{
+    Group, SpawnExt, TaskFailed, TaskHandle, TaskOutput, TaskTracker, TrackerToken, spawn,
+};
 
 /// Makes every `.await` of an async fn a race against its first parameter,
 /// `ctx`, and checks the context-first convention at compile time.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use ctx_runtime::{Context, Error, Group, SpawnExt, TaskTracker};
+use ctx_runtime::{Context, Error, Group, SpawnExt, TaskFailed, TaskTracker};
 use tokio::sync::oneshot;
 
 /// Runs `f` when dropped: shows that a task's future was dropped (aborted).
@@ -142,16 +142,24 @@ async fn group_first_error_cancels_the_rest_with_that_error_as_cause() {
         Err(io::Error::other("a later error"))
     });
 
-    let err = group.wait().await.unwrap_err();
+    let err: io::Error = group.wait().await.unwrap_err();
     assert_eq!(err.to_string(), "primary is down", "the first error wins");
+    assert_eq!(
+        err.kind(),
+        io::ErrorKind::Other,
+        "the error itself, moved out"
+    );
     assert_eq!(
         finished.load(Ordering::SeqCst),
         3,
         "wait returns after every task"
     );
+    // The error went to wait; the cause keeps its message.
     let cause = ctx.cause().unwrap();
-    assert!(cause.is::<io::Error>());
     assert_eq!(cause.to_string(), "primary is down");
+    let failed = cause.downcast_ref::<TaskFailed>().unwrap();
+    assert_eq!(failed.message(), "primary is down");
+    assert!(!failed.is_panic());
 }
 
 #[tokio::test(start_paused = true)]
@@ -182,7 +190,7 @@ async fn group_is_cancelled_by_its_parent() {
     let (group, _ctx) = Group::<Error>::with_context(&parent);
     group.spawn(|ctx| async move { ctx.run(std::future::pending::<()>()).await });
     cancel.cancel();
-    assert_eq!(*group.wait().await.unwrap_err(), Error::Canceled);
+    assert_eq!(group.wait().await, Err(Error::Canceled));
 }
 
 #[tokio::test(start_paused = true)]
@@ -217,10 +225,9 @@ async fn group_panic_cancels_the_rest_and_resumes_in_wait() {
     let waiter = tokio::spawn(async move { group.wait().await });
     let err = waiter.await.unwrap_err();
     assert!(err.is_panic());
-    assert_eq!(
-        ctx.cause().unwrap().to_string(),
-        "a task of the group panicked"
-    );
+    let cause = ctx.cause().unwrap();
+    assert_eq!(cause.to_string(), "a task of the group panicked");
+    assert!(cause.downcast_ref::<TaskFailed>().unwrap().is_panic());
 }
 
 #[tokio::test(start_paused = true)]
@@ -286,4 +293,32 @@ async fn tracker_counts_aborted_tasks_out() {
     drop(task); // aborts
     tracker.close();
     tracker.wait().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn awaiting_a_handle_is_cancel_safe() {
+    let (release_tx, release_rx) = oneshot::channel::<()>();
+    let mut task = ctx_runtime::spawn(&Context::background(), |_ctx| async move {
+        let _ = release_rx.await;
+        "released"
+    });
+    let gave_up = tokio::time::timeout(Duration::from_secs(3600), &mut task).await;
+    assert!(gave_up.is_err(), "still running");
+    assert!(
+        !task.context().is_done(),
+        "giving up on the await cancels nothing"
+    );
+    release_tx.send(()).unwrap();
+    assert_eq!(task.await.unwrap(), "released");
+}
+
+#[tokio::test(start_paused = true)]
+async fn handle_is_send_sync_and_debug() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    let task = ctx_runtime::spawn(&Context::background(), |_ctx| async { 1u8 });
+    send_sync(&task);
+    let debug = format!("{task:?}");
+    assert!(debug.starts_with("TaskHandle { ctx: "), "{debug}");
+    assert!(debug.ends_with("finished: false }"), "{debug}");
+    assert_eq!(task.await.unwrap(), 1);
 }
