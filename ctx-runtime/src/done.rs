@@ -1,5 +1,6 @@
 //! Waiting for a context to be done: [`Done`], [`DoneOwned`], the race behind
-//! [`Context::run`] and `#[cancellable]`, and [`Context::wait_blocking`].
+//! [`Context::run`](crate::Context::run) and `#[cancellable]`, and
+//! [`Context::wait_blocking`](crate::Context::wait_blocking).
 //!
 //! A waiter lists its waker in its node (see `tree.rs` for the protocol:
 //! no lost wake-up, no user code under the lock) and removes it when dropped,

@@ -2,4 +2,6 @@
 //!
 //! The README's code is compiled and run here as a doctest, so the quick
 //! start can never drift from the API.
-#![doc = include_str!("../../README.md")]
+// Only when collecting doctests: `cargo package --workspace` builds this
+// package from its tarball, where the README is not at `../../`.
+#![cfg_attr(doctest, doc = include_str!("../../README.md"))]

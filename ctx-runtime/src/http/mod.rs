@@ -19,7 +19,7 @@
 //!
 //! * the configured maximum, [`CtxLayer::max_timeout`];
 //! * the `grpc-timeout` header, in the gRPC format (`200m`, `5S`: see
-//!   [`grpc_timeout`](crate::grpc_timeout));
+//!   [`grpc_timeout`]);
 //! * the request-timeout header, `x-request-timeout` unless configured
 //!   otherwise with [`CtxLayer::timeout_header`]: either plain milliseconds
 //!   (`250`) or the gRPC format (`250m`).
