@@ -118,7 +118,7 @@ impl Context {
         }
     }
 
-    fn derive(
+    pub(crate) fn derive(
         &self,
         deadline: Option<Instant>,
         cause: Option<Cause>,
@@ -143,6 +143,7 @@ impl Context {
     /// cancel_parent.cancel();
     /// assert_eq!(child.err(), Some(Error::Canceled));
     /// ```
+    #[doc(alias = "child_token")]
     pub fn with_cancel(&self) -> (Context, CancelHandle) {
         self.derive(None, None, Kind::Cancel)
     }
@@ -403,6 +404,7 @@ impl Context {
     /// assert!(!ctx_runtime::Context::background().is_done());
     /// ```
     #[inline]
+    #[doc(alias = "is_cancelled")]
     pub fn is_done(&self) -> bool {
         self.err().is_some()
     }
@@ -509,6 +511,7 @@ impl Context {
     /// assert_eq!(slow, Err(Error::DeadlineExceeded));
     /// # }
     /// ```
+    #[doc(alias = "run_until_cancelled")]
     pub fn run<F: IntoFuture>(
         &self,
         fut: F,
@@ -622,6 +625,7 @@ impl fmt::Debug for Context {
                         Some(_) => f.write_str(".with_deadline(passed)")?,
                         None => f.write_str(".with_deadline(never)")?,
                     },
+                    Kind::Token => f.write_str(".with_cancellation_token()")?,
                 },
                 Repr::Value(node) => write!(f, ".with_value::<{}>()", node.type_name)?,
                 Repr::WithoutCancel(_) => f.write_str(".without_cancel()")?,

@@ -31,6 +31,8 @@ use crate::tree::CancelNode;
 /// assert_eq!(child.err(), Some(Error::Canceled));
 /// assert_eq!(root.err(), None);
 /// ```
+#[doc(alias = "drop_guard")]
+#[doc(alias = "DropGuard")]
 #[must_use = "dropping a CancelHandle cancels its context at once; bind it: `let (ctx, _cancel) = ...`"]
 pub struct CancelHandle {
     node: Arc<CancelNode>,

@@ -81,11 +81,15 @@
 //! | `axum` | `ctx: Context` and `ctx: Option<Context>` as axum extractors (implies `tower`) |
 //! | `tonic` | `ctx_runtime::tonic::request`: an outgoing gRPC request that carries the time left; the server side is `CtxLayer` (implies `tower`) |
 //! | `reqwest` | `send_ctx(&ctx)` on `reqwest::RequestBuilder`: the time left as timeout, dropped when `ctx` ends |
+//! | `tokio-util` | the bridge to tokio-util's `CancellationToken`, both ways: [`Context::cancellation_token`] and [`Context::with_cancellation_token`] |
+//! | `tracing` | events for requests that end early (`CtxLayer`) and for `#[cancellable]` fns that return on cancellation |
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod after_func;
+#[cfg(feature = "tokio-util")]
+mod bridge;
 mod context;
 mod deadline;
 mod done;
@@ -112,6 +116,8 @@ mod tests;
 mod loom_models;
 
 pub use after_func::AfterFunc;
+#[cfg(feature = "tokio-util")]
+pub use bridge::TokenCancelled;
 pub use context::{AsContext, Context};
 pub use deadline::Instant;
 pub use done::{Done, DoneOwned};

@@ -117,6 +117,9 @@ fn decode(state: u8) -> Option<Error> {
 pub(crate) enum Kind {
     Cancel,
     Deadline,
+    /// `with_cancellation_token`.
+    #[cfg_attr(not(feature = "tokio-util"), allow(dead_code))]
+    Token,
 }
 
 /// What a node notifies when it is cancelled: its children, its after_func
@@ -127,14 +130,37 @@ pub(crate) enum Entry {
     Waiter(Waker),
 }
 
-type SharedCause = Arc<Cause>;
+/// What a node holds beside its entries, in one pointer (so that nodes stay
+/// small): while live, what only some nodes need; once done, why.
+enum Extra {
+    Live(Live),
+    /// The cause of the cancellation; one `Arc` shared by a cancelled subtree.
+    Done(Cause),
+}
+
+/// What a live node may need beyond its entries.
+#[derive(Default)]
+struct Live {
+    /// The cause to record if this node's own deadline fires.
+    deadline_cause: Option<Cause>,
+    /// The bridged token, cancelled with the node (`Context::cancellation_token`).
+    #[cfg(feature = "tokio-util")]
+    token: Option<tokio_util::sync::CancellationToken>,
+    /// A token whose cancellation cancels this node
+    /// (`Context::with_cancellation_token`): its registered wait, held for
+    /// its `Drop`, which leaves the token.
+    #[cfg(feature = "tokio-util")]
+    #[allow(dead_code)]
+    watch: Option<std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>>,
+}
+
+type SharedExtra = Arc<Extra>;
 
 struct Inner {
-    /// While live: the cause to record if this node's own deadline fires (set
-    /// at creation). Once done: the cause of the cancellation, `None` meaning
-    /// "the same as `err()`"; shared by a cancelled subtree. Changes once, with
-    /// the state.
-    cause: Option<SharedCause>,
+    /// `Live` extras (set at creation, or by the token bridge) while live;
+    /// once done, `Done` with the cause, or `None` meaning "the same as
+    /// `err()`". Replaced once, with the state.
+    extra: Option<SharedExtra>,
     /// Children, after_funcs and waiters while live; emptied for good by the cancel.
     entries: Slab<Entry>,
     /// The armed deadline: set once after arming, unless done by then; taken
@@ -143,9 +169,9 @@ struct Inner {
 }
 
 impl Inner {
-    fn new(cause: Option<SharedCause>) -> Self {
+    fn new(extra: Option<SharedExtra>) -> Self {
         Inner {
-            cause,
+            extra,
             entries: Slab::new(),
             timer: None,
         }
@@ -190,18 +216,18 @@ impl CancelNode {
                 _ => (packed, Some(own)),
             },
         };
-        let new = |state, cause| {
+        let new = |state, extra| {
             Arc::new(CancelNode {
                 state: AtomicU8::new(state),
                 deadline,
                 kind,
                 slot: AtomicU32::new(NIL),
                 parent: parent.clone(),
-                inner: Mutex::new(Inner::new(cause)),
+                inner: Mutex::new(Inner::new(extra)),
             })
         };
         let Some(ancestor) = ancestor else {
-            let node = new(LIVE, own_timer.and(deadline_cause).map(Arc::new));
+            let node = new(LIVE, live_extra(own_timer.and(deadline_cause)));
             if let Some(when) = own_timer {
                 deadline::arm(&node, when);
             }
@@ -210,16 +236,16 @@ impl CancelNode {
         if let Some(err) = ancestor.err() {
             // Derived from a cancelled parent: born cancelled, with the
             // parent's error and cause, and never linked or armed.
-            return new(encode(err), ancestor.shared_cause());
+            return new(encode(err), ancestor.done_extra());
         }
-        let node = new(LIVE, own_timer.and(deadline_cause).map(Arc::new));
+        let node = new(LIVE, live_extra(own_timer.and(deadline_cause)));
         match ancestor.add_entry(Entry::Node(Arc::downgrade(&node))) {
             Ok(index) => node.slot.store(index, Ordering::Relaxed),
             Err(_refused) => {
                 // Cancelled since we looked: nobody else can see `node` yet,
                 // so set it as the cancel would have.
                 let err = ancestor.err().unwrap_or(Error::Canceled);
-                node.born_cancelled(err, ancestor.shared_cause());
+                node.born_cancelled(err, ancestor.done_extra());
                 return node;
             }
         }
@@ -229,8 +255,8 @@ impl CancelNode {
         node
     }
 
-    fn born_cancelled(&self, err: Error, cause: Option<SharedCause>) {
-        let old = std::mem::replace(&mut lock(&self.inner).cause, cause);
+    fn born_cancelled(&self, err: Error, done: Option<SharedExtra>) {
+        let old = std::mem::replace(&mut lock(&self.inner).extra, done);
         self.state.store(encode(err), Ordering::Release);
         drop(old); // user code (a cause's `Drop`): unlocked
     }
@@ -262,15 +288,21 @@ impl CancelNode {
         &self.parent
     }
 
-    fn shared_cause(&self) -> Option<SharedCause> {
-        lock(&self.inner).cause.clone()
+    /// The extra of a done node (its shared cause), for a child born under it.
+    fn done_extra(&self) -> Option<SharedExtra> {
+        let inner = lock(&self.inner);
+        inner
+            .extra
+            .as_ref()
+            .filter(|extra| matches!(***extra, Extra::Done(_)))
+            .cloned()
     }
 
     pub(crate) fn cause(&self) -> Option<Cause> {
         let err = self.err()?;
-        Some(match self.shared_cause() {
-            Some(cause) => Cause::clone(&cause),
-            None => err.into(),
+        Some(match self.done_extra().as_deref() {
+            Some(Extra::Done(cause)) => cause.clone(),
+            _ => err.into(),
         })
     }
 
@@ -278,7 +310,7 @@ impl CancelNode {
     /// already done. A panic of user code met on the way is resumed once the
     /// cancellation is complete.
     pub(crate) fn cancel(&self, err: Error, cause: Option<Cause>) -> bool {
-        self.cancel_with(encode(err), |_| cause.map(Arc::new))
+        self.cancel_with(encode(err), |_| cause)
             .map(Panic::resume)
             .is_some()
     }
@@ -294,7 +326,7 @@ impl CancelNode {
     /// cause given to `with_deadline_cause`, if any. Called by timers, which
     /// must survive user code: a panic met on the way is dropped.
     pub(crate) fn expire(&self) -> bool {
-        self.cancel_with(DEADLINE_EXCEEDED, |inner| inner.cause.take())
+        self.cancel_with(DEADLINE_EXCEEDED, |live| live?.deadline_cause.clone())
             .map(Panic::discard)
             .is_some()
     }
@@ -317,7 +349,7 @@ impl CancelNode {
     fn cancel_with(
         &self,
         state: u8,
-        cause: impl FnOnce(&mut Inner) -> Option<SharedCause>,
+        cause: impl FnOnce(Option<&Live>) -> Option<Cause>,
     ) -> Option<Panic> {
         // Most handles are dropped after their context is done: no lock then.
         if self.is_done() {
@@ -327,13 +359,18 @@ impl CancelNode {
         if self.is_done() {
             return None;
         }
-        let cause = cause(&mut inner);
-        let taken = Taken::take(&mut inner, &self.state, state, cause.clone());
+        let live = match inner.extra.as_deref() {
+            Some(Extra::Live(live)) => Some(live),
+            _ => None,
+        };
+        // A cause's clone is a reference count: no user code under the lock.
+        let done = cause(live).map(|cause| Arc::new(Extra::Done(cause)));
+        let taken = Taken::take(&mut inner, &self.state, state, done.clone());
         drop(inner);
         // We leave the parent's list ourselves; our descendants leave ours
         // wholesale, with the entries `take` took.
         self.unlink();
-        Some(taken.propagate(decode(state).unwrap_or(Error::Canceled), cause))
+        Some(taken.propagate(decode(state).unwrap_or(Error::Canceled), done))
     }
 
     /// Lists `entry` unless the node is done; then hands it back, for the
@@ -460,30 +497,30 @@ impl CancelNode {
 struct Taken {
     entries: Slab<Entry>,
     timer: Option<Timer>,
-    /// The cause the node held while live (a deadline's cause), replaced.
-    old_cause: Option<SharedCause>,
+    /// The extras the node held while live (a deadline's cause, tokens).
+    old_extra: Option<SharedExtra>,
 }
 
 impl Taken {
     /// The locked part of a cancellation: record it and take what must be
     /// notified.
-    fn take(inner: &mut Inner, state: &AtomicU8, code: u8, cause: Option<SharedCause>) -> Taken {
-        let old_cause = std::mem::replace(&mut inner.cause, cause);
+    fn take(inner: &mut Inner, state: &AtomicU8, code: u8, done: Option<SharedExtra>) -> Taken {
+        let old_extra = std::mem::replace(&mut inner.extra, done);
         state.store(code, Ordering::Release);
         Taken {
             entries: std::mem::take(&mut inner.entries),
             timer: inner.timer.take(),
-            old_cause,
+            old_extra,
         }
     }
 
     fn is_empty(&self) -> bool {
-        self.entries.is_empty() && self.timer.is_none() && self.old_cause.is_none()
+        self.entries.is_empty() && self.timer.is_none() && self.old_extra.is_none()
     }
 
     /// Phase 1 marks the live descendants done, phase 2 runs what they and
     /// this node were waiting for (see the module docs).
-    fn propagate(self, err: Error, cause: Option<SharedCause>) -> Panic {
+    fn propagate(self, err: Error, done: Option<SharedExtra>) -> Panic {
         let mut nodes: Vec<Arc<CancelNode>> = Vec::new();
         let mut rest: Vec<Taken> = Vec::new();
         collect_children(&self.entries, &mut nodes);
@@ -494,7 +531,7 @@ impl Taken {
                 let mut inner = lock(&node.inner);
                 // A node done already is completed by whoever cancelled it.
                 (!node.is_done())
-                    .then(|| Taken::take(&mut inner, &node.state, encode(err), cause.clone()))
+                    .then(|| Taken::take(&mut inner, &node.state, encode(err), done.clone()))
             };
             next += 1;
             if let Some(taken) = taken {
@@ -519,7 +556,7 @@ impl Taken {
         let Taken {
             mut entries,
             timer,
-            old_cause,
+            old_extra,
         } = self;
         drop(timer);
         entries.drain(|entry| match entry {
@@ -527,10 +564,116 @@ impl Taken {
             Entry::AfterFunc(after) => panic.catch(|| after.fire()),
             Entry::Node(_) => {} // a `Weak`: dropping it runs nothing
         });
-        if old_cause.is_some() {
-            panic.catch(|| drop(old_cause));
+        if let Some(old) = old_extra {
+            #[cfg(feature = "tokio-util")]
+            if let Extra::Live(Live {
+                token: Some(token), ..
+            }) = &*old
+            {
+                panic.catch(|| token.cancel()); // wakes its waiters: user code
+            }
+            panic.catch(|| drop(old)); // a deadline cause's `Drop`
         }
     }
+}
+
+/// The bridge to tokio-util's `CancellationToken`, both ways.
+#[cfg(feature = "tokio-util")]
+impl CancelNode {
+    /// A token cancelled when this node is done: a child of one token the
+    /// node keeps (so a user cancelling theirs cancels nothing else).
+    pub(crate) fn cancellation_token(&self) -> tokio_util::sync::CancellationToken {
+        use tokio_util::sync::CancellationToken;
+        let mut inner = lock(&self.inner);
+        if self.is_done() {
+            drop(inner);
+            let token = CancellationToken::new();
+            token.cancel();
+            return token;
+        }
+        let Some(live) = live_mut(&mut inner.extra) else {
+            return CancellationToken::new();
+        };
+        let token = live
+            .token
+            .get_or_insert_with(CancellationToken::new)
+            .clone();
+        drop(inner);
+        token.child_token()
+    }
+
+    /// Cancels this node when `token` is cancelled, without a task: the
+    /// token's wait is polled once, here, with a waker that cancels the node,
+    /// and kept in the node until the node is done (then dropped, which
+    /// deregisters it from the token).
+    pub(crate) fn watch_token(self: &Arc<Self>, token: tokio_util::sync::CancellationToken) {
+        use std::future::Future;
+        let waker = Waker::from(Arc::new(TokenWaker(Arc::downgrade(self))));
+        let mut wait = Box::pin(token.cancelled_owned());
+        let polled = wait
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(&waker));
+        if polled.is_ready() {
+            self.token_cancelled();
+            return;
+        }
+        let mut inner = lock(&self.inner);
+        let unused = match live_mut(&mut inner.extra) {
+            Some(live) if !self.is_done() => live.watch.replace(wait),
+            _ => Some(wait),
+        };
+        drop(inner);
+        drop(unused);
+    }
+
+    fn token_cancelled(&self) {
+        let cause = Cause::new(crate::bridge::TokenCancelled);
+        // On the thread that cancelled the token, inside tokio-util: a user
+        // panic met here is not that thread's to receive.
+        if let Some(panic) = self.cancel_with(CANCELED, |_| Some(cause)) {
+            panic.discard();
+        }
+    }
+}
+
+/// Wakes when a watched token is cancelled: cancels the node, if it is still there.
+#[cfg(feature = "tokio-util")]
+struct TokenWaker(Weak<CancelNode>);
+
+#[cfg(feature = "tokio-util")]
+impl std::task::Wake for TokenWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(node) = self.0.upgrade() {
+            node.token_cancelled();
+            // Ours may be the last reference: its drop may run values' `Drop`s.
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(node)));
+        }
+    }
+}
+
+/// The live extras, made if missing. `None` cannot happen: live extras are
+/// never shared (only a done node's cause is), so the `Arc` is ours.
+#[cfg(feature = "tokio-util")]
+fn live_mut(extra: &mut Option<SharedExtra>) -> Option<&mut Live> {
+    let extra = extra.get_or_insert_with(|| Arc::new(Extra::Live(Live::default())));
+    match Arc::get_mut(extra) {
+        Some(Extra::Live(live)) => Some(live),
+        _ => None,
+    }
+}
+
+/// The extras of a new live node: only if it has something to hold.
+fn live_extra(deadline_cause: Option<Cause>) -> Option<SharedExtra> {
+    deadline_cause.map(|cause| {
+        Arc::new(Extra::Live(Live {
+            deadline_cause: Some(cause),
+            ..Live::default()
+        }))
+    })
 }
 
 fn collect_children(entries: &Slab<Entry>, nodes: &mut Vec<Arc<CancelNode>>) {

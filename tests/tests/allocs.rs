@@ -276,3 +276,25 @@ fn a_burst_under_a_parent_that_keeps_children_is_given_back() {
     assert!(grown <= SLACK, "after_funcs: {grown} bytes kept");
     drop(middle);
 }
+
+/// A context bridged from a token and ended first leaves nothing behind in
+/// the token, nor in the context's parent; nor do tokens handed out by a
+/// long-lived context (issue 12, item 2).
+#[test]
+fn bridged_contexts_and_tokens_leave_nothing_behind() {
+    let token = tokio_util::sync::CancellationToken::new();
+    let (parent, _cancel) = Context::background().with_cancel();
+    for _ in 0..2 {
+        drop(parent.with_cancellation_token(token.clone()));
+        drop(parent.cancellation_token());
+    }
+    let baseline = live_bytes();
+    for _ in 0..10_000 {
+        let (ctx, cancel) = parent.with_cancellation_token(token.clone());
+        drop(ctx.cancellation_token());
+        drop(parent.cancellation_token());
+        drop(cancel);
+    }
+    assert_eq!(live_bytes(), baseline, "live heap grew");
+    assert!(!token.is_cancelled());
+}
