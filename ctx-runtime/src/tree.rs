@@ -671,7 +671,10 @@ fn live_extra(deadline_cause: Option<Cause>) -> Option<SharedExtra> {
     deadline_cause.map(|cause| {
         Arc::new(Extra::Live(Live {
             deadline_cause: Some(cause),
-            ..Live::default()
+            #[cfg(feature = "tokio-util")]
+            token: None,
+            #[cfg(feature = "tokio-util")]
+            watch: None,
         }))
     })
 }
