@@ -274,7 +274,7 @@ fn a_node_fits_glibcs_fast_bins() {
 fn a_burst_of_children_leaves_a_parent_that_keeps_one_small() {
     let (parent, _c) = Context::background().with_cancel();
     let _keeper = parent.with_cancel();
-    let n = if cfg!(miri) { 200 } else { 100_000 };
+    let n = if cfg!(miri) { 80 } else { 100_000 };
     let burst: Vec<_> = (0..n).map(|_| parent.with_cancel()).collect();
     let _late_keeper = parent.with_cancel();
     assert!(node(&parent).entries_heap_bytes() > 0);
