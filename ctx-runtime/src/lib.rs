@@ -72,8 +72,9 @@
 //!
 //! Always available: [`spawn`] (a task under a child context, aborted when
 //! its handle drops), [`Group`] (Go's `errgroup.WithContext`), [`TaskTracker`]
-//! (wait for everything at shutdown) and [`grpc_timeout`] (the gRPC deadline
-//! header). Off by default, so that the bare runtime compiles only tokio:
+//! (wait for everything at shutdown), [`grpc_timeout`] (the gRPC deadline
+//! header) and [`request_timeout`] (the same for plain HTTP). Off by
+//! default, so that the bare runtime compiles only tokio:
 //!
 //! | feature | gives |
 //! |---|---|
@@ -97,6 +98,7 @@ mod value;
 pub mod grpc_timeout;
 #[cfg(feature = "tower")]
 pub mod http;
+pub mod request_timeout;
 #[cfg(feature = "reqwest")]
 pub mod reqwest;
 mod task;
