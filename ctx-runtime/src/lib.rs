@@ -81,7 +81,7 @@
 //! | `tower` | `http::CtxLayer`: a `Context` per `http::Request`, cancelled when the client leaves, with a deadline from `grpc-timeout` / `x-request-timeout`; 504 or gRPC `DEADLINE_EXCEEDED` when it passes |
 //! | `axum` | `ctx: Context` and `ctx: Option<Context>` as axum extractors (implies `tower`) |
 //! | `tonic` | `ctx_runtime::tonic::request`: an outgoing gRPC request that carries the time left; the server side is `CtxLayer` (implies `tower`) |
-//! | `reqwest` | `send_ctx(&ctx)` on `reqwest::RequestBuilder`: the time left as timeout, dropped when `ctx` ends |
+//! | `reqwest` | `send_ctx(&ctx)` on `reqwest::RequestBuilder`: the time left as timeout and as `x-request-timeout` for the next service, dropped when `ctx` ends |
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 

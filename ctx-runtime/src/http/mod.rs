@@ -42,9 +42,10 @@
 //! # Tracing
 //!
 //! With the feature `tracing`, each request gets a `request` span (target
-//! `ctx_runtime::http`, level DEBUG) with its `method`, `path`, the
-//! `timeout_ms` the layer set and where it came from (`timeout_from`), and a
-//! request that ends other than by completing gets one event, with an
+//! `ctx_runtime::http`, level INFO, so that the events below carry it) with
+//! its `method`, `path`, the `timeout_ms` the layer set and where it came
+//! from (`timeout_from`), and a request that ends other than by completing
+//! gets one event, with an
 //! `outcome` (`client disconnected` at DEBUG, `deadline exceeded` or
 //! `shutting down` at INFO), its `cause`, `timeout_ms` and `elapsed_ms`. A
 //! refused timeout header is one DEBUG event. The handler and its body are
@@ -240,8 +241,10 @@ impl CtxLayer {
 
     /// Reads the request timeout from `name` instead of `x-request-timeout`.
     ///
-    /// Its value is plain milliseconds (`250`) or in the `grpc-timeout`
-    /// format (`250m`, `2S`).
+    /// Its value is read as [`request_timeout`] reads it: milliseconds
+    /// (`250`), or a number with the unit `ms` or `s` (`250ms`, `1.5s`).
+    /// Pair it with `ctx_runtime::reqwest::SendOptions::timeout_header` on
+    /// the calling side (feature `reqwest`).
     ///
     /// ```
     /// let layer = ctx_runtime::http::CtxLayer::new(ctx_runtime::Context::background())

@@ -56,7 +56,7 @@ mod on {
     impl RequestTrace {
         /// Opens the request's span, with the deadline the layer set.
         pub(crate) fn new<B>(request: &Request<B>, budget: Budget) -> RequestTrace {
-            let span = tracing::debug_span!(
+            let span = tracing::info_span!(
                 target: "ctx_runtime::http",
                 "request",
                 method = %request.method(),
