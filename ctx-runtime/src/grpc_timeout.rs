@@ -46,7 +46,8 @@ pub const HEADER: &str = "grpc-timeout";
 /// ```
 pub const MAX: Duration = Duration::from_secs(MAX_VALUE * 3600);
 
-/// What [`parse`] accepts, in words (for error messages).
+/// What [`parse`] accepts, in words (for the layer's error messages).
+#[cfg_attr(not(feature = "tower"), allow(dead_code))]
 pub(crate) const ACCEPTED: &str = "expected 1 to 8 digits and one unit of H M S m u n (250m, 5S)";
 
 /// The largest number of the header: 8 digits.

@@ -101,6 +101,10 @@ async fn chunked(State(h): State<Handed>, ctx: Context) -> Response {
     respond(&h, ctx, StatusCode::OK, None, None)
 }
 
+async fn zero_length(State(h): State<Handed>, ctx: Context) -> Response {
+    respond(&h, ctx, StatusCode::OK, Some(0), None)
+}
+
 async fn no_content(State(h): State<Handed>, ctx: Context) -> Response {
     respond(&h, ctx, StatusCode::NO_CONTENT, None, None)
 }
@@ -122,6 +126,7 @@ async fn server() -> (SocketAddr, mpsc::UnboundedReceiver<Served>) {
         .route("/length-header", get(length_header))
         .route("/size-hint", get(size_hint))
         .route("/chunked", get(chunked))
+        .route("/zero-length", get(zero_length))
         .route("/no-content", get(no_content))
         .route("/not-modified", get(not_modified))
         .fallback(tunnel)
@@ -227,10 +232,12 @@ async fn http2_a_client_that_read_the_whole_length_did_not_disconnect() {
     }
 }
 
-/// hyper sends no body for these, and drops it without polling it.
+/// hyper sends no body for these (a `Content-Length: 0`, the statuses and
+/// methods that carry none), and drops it without polling it.
 #[tokio::test]
 async fn http1_responses_without_a_body_complete_the_request() {
     for (method, path, status) in [
+        (http::Method::GET, "/zero-length", 200),
         (http::Method::GET, "/no-content", 204),
         (http::Method::GET, "/not-modified", 304),
         (http::Method::HEAD, "/length-header", 200),

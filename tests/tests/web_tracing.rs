@@ -8,6 +8,9 @@
 //! events. Run with `--all-features` (or `--features tracing`) for the
 //! events, without for their absence.
 
+// Without the feature, the captured fields are only counted, not read.
+#![cfg_attr(not(feature = "tracing"), allow(dead_code))]
+
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::SocketAddr;

@@ -312,11 +312,6 @@ fn answered<ResB: Body, E>(
             return Err(err);
         }
     };
-    if !config::carries_body(method, response.status()) || response.body().is_end_stream() {
-        // hyper sends no body: the request is over now.
-        guard.finish(false);
-        return Ok(response.map(CtxBody::done));
-    }
     // What the response promised: hyper trusts the body's exact size over
     // the header, and stops polling once that many bytes went out.
     let length = response
@@ -324,6 +319,14 @@ fn answered<ResB: Body, E>(
         .size_hint()
         .exact()
         .or_else(|| config::content_length(response.headers()));
+    if !config::carries_body(method, response.status())
+        || response.body().is_end_stream()
+        || length == Some(0)
+    {
+        // hyper sends no body: the request is over now.
+        guard.finish(false);
+        return Ok(response.map(CtxBody::done));
+    }
     Ok(response.map(|body| CtxBody::streaming(body, guard, length)))
 }
 

@@ -185,6 +185,11 @@ mod off {
     #[derive(Debug)]
     pub(crate) struct RequestTrace;
 
+    /// Nothing to keep (a unit struct rather than `()`, so that the callers'
+    /// `let` bindings read the same with the feature on and off).
+    #[derive(Clone, Copy, Debug)]
+    pub(crate) struct Nothing;
+
     impl RequestTrace {
         #[inline(always)]
         pub(crate) fn new<B>(_: &Request<B>, _: Budget) -> RequestTrace {
@@ -192,7 +197,9 @@ mod off {
         }
 
         #[inline(always)]
-        pub(crate) fn enter(&self) {}
+        pub(crate) fn enter(&self) -> Nothing {
+            Nothing
+        }
 
         #[inline(always)]
         pub(crate) fn ended(&self, _: Outcome, _: &dyn fmt::Display) {}
@@ -201,12 +208,14 @@ mod off {
         pub(crate) fn refused(&self, _: &BadTimeout) {}
 
         #[inline(always)]
-        pub(crate) fn before(&self, _: &CancelHandle) -> Before {}
+        pub(crate) fn before(&self, _: &CancelHandle) -> Before {
+            Nothing
+        }
 
         #[inline(always)]
         pub(crate) fn finished(&self, _: &CancelHandle, _: Before, _: bool) {}
     }
 
     /// Nothing: the `tracing` feature is off.
-    pub(crate) type Before = ();
+    pub(crate) type Before = Nothing;
 }
