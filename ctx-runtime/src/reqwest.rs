@@ -59,7 +59,7 @@ pub trait RequestBuilderExt {
     ///   stays), so reading the body is bounded by the deadline too.
     /// * The time left also goes to the server, in whole milliseconds
     ///   rounded down, as `x-request-timeout` (see
-    ///   [`request_timeout`](crate::request_timeout)), which
+    ///   [`request_timeout`]), which
     ///   [`CtxLayer`](crate::http::CtxLayer) turns back into a deadline. A
     ///   shorter value already set on the builder stays. To use another
     ///   header, or none, see [`send_ctx_with`](Self::send_ctx_with).

@@ -29,7 +29,7 @@
 //! * the request-timeout header, `x-request-timeout` unless configured
 //!   otherwise with [`CtxLayer::timeout_header`]: milliseconds (`250`), or
 //!   a number with the unit `ms` or `s` (`250ms`, `5s`, `1.5s`: see
-//!   [`request_timeout`](crate::request_timeout)). The gRPC format belongs
+//!   [`request_timeout`]). The gRPC format belongs
 //!   to `grpc-timeout` only: `250m` here is refused, never taken as minutes.
 //!
 //! A client can only shorten its deadline, never lengthen it past the
@@ -148,7 +148,7 @@ pub const TIMEOUT_HEADER: &str = request_timeout::HEADER;
 /// The cause of a request context whose client went away before the
 /// response was complete: hyper dropped the response future or the body.
 ///
-/// Downcast a [`Cause`] to tell it apart from a deadline or a shutdown:
+/// Downcast a [`Cause`](crate::Cause) to tell it apart from a deadline or a shutdown:
 ///
 /// ```
 /// use ctx_runtime::Context;
