@@ -15,7 +15,7 @@ use tower_service::Service;
 use super::ClientDisconnected;
 use super::body::CtxBody;
 use super::config::{self, Config};
-use super::early::{self, Early};
+use super::early::Early;
 use super::trace::{Outcome, RequestTrace};
 use crate::context::Context;
 use crate::done::DoneOwned;
@@ -79,13 +79,12 @@ where
         // Answered at once, without a timer tick: tonic's own grpc-timeout
         // handling would otherwise answer CANCELLED first.
         if budget.timeout.is_some_and(|t| t.is_zero()) {
-            trace.ended(Outcome::DeadlineExceeded, &early::DEADLINE_EXCEEDED);
+            trace.expired_on_arrival();
             return early(Early::Deadline);
         }
         let root = &self.config.root;
-        if let Some(err) = root.err() {
-            let cause = root.cause().unwrap_or_else(|| Cause::from(err));
-            trace.ended(Outcome::ShuttingDown, &cause);
+        if root.is_done() {
+            trace.ended_with(Outcome::ShuttingDown, root);
             return early(Early::Shutdown);
         }
         let (ctx, cancel) = match budget.timeout {
@@ -143,13 +142,7 @@ impl Guard {
     /// `err`: one event saying so, then the context is released.
     fn answered(mut self, err: Error) {
         if let Some(cancel) = self.cancel.take() {
-            let outcome = match err {
-                Error::DeadlineExceeded => Outcome::DeadlineExceeded,
-                Error::Canceled => Outcome::ShuttingDown,
-            };
-            let ctx = cancel.context();
-            let cause = ctx.cause().unwrap_or_else(|| Cause::from(err));
-            self.trace.ended(outcome, &cause);
+            self.trace.answered(err, &cancel);
         }
     }
 

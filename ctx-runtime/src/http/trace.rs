@@ -3,11 +3,11 @@
 //! other than by completing. Without the feature, every item here is an
 //! empty type or an empty inline function: nothing is emitted or compiled in.
 
-use std::fmt;
-
 use ::http::Request;
 
 use super::config::{BadTimeout, Budget};
+use crate::context::Context;
+use crate::error::Error;
 use crate::tree::CancelHandle;
 
 /// How a request ended, when it did not complete.
@@ -42,8 +42,8 @@ pub(super) use self::off::RequestTrace;
 #[cfg(feature = "tracing")]
 mod on {
     use super::*;
-    use crate::error::Error;
     use crate::http::ClientDisconnected;
+    use std::fmt;
     use tracing::field;
 
     /// A request's span, and what its outcome event reports.
@@ -80,7 +80,7 @@ mod on {
         }
 
         /// The one event of a request that did not complete.
-        pub(crate) fn ended(&self, outcome: Outcome, cause: &dyn fmt::Display) {
+        fn ended(&self, outcome: Outcome, cause: &dyn fmt::Display) {
             let elapsed_ms = millis(self.start.elapsed());
             let timeout_ms = self.budget.timeout.map(millis);
             macro_rules! event {
@@ -105,6 +105,30 @@ mod on {
                 Outcome::DeadlineExceeded | Outcome::ShuttingDown => {
                     event!(tracing::Level::INFO)
                 }
+            }
+        }
+
+        /// The request's timeout was zero: answered at once.
+        pub(crate) fn expired_on_arrival(&self) {
+            self.ended(Outcome::DeadlineExceeded, &"timeout of zero");
+        }
+
+        /// The layer answers for the handler, because the request's context
+        /// (which `cancel` cancels) ended with `err`.
+        pub(crate) fn answered(&self, err: Error, cancel: &CancelHandle) {
+            let outcome = match err {
+                Error::DeadlineExceeded => Outcome::DeadlineExceeded,
+                Error::Canceled => Outcome::ShuttingDown,
+            };
+            self.ended_with(outcome, &cancel.context());
+        }
+
+        /// The request ended with `outcome`, which `ctx` (the request's, or
+        /// the root's) says more about.
+        pub(crate) fn ended_with(&self, outcome: Outcome, ctx: &Context) {
+            match ctx.cause() {
+                Some(cause) => self.ended(outcome, &cause),
+                None => self.ended(outcome, &outcome.as_str()),
             }
         }
 
@@ -143,12 +167,7 @@ mod on {
                     Some(err) => outcome_of(Some(err)),
                 }
             };
-            let cause = ctx.cause();
-            let cause: &dyn fmt::Display = match &cause {
-                Some(cause) => cause,
-                None => &outcome.as_str(),
-            };
-            self.ended(outcome, cause);
+            self.ended_with(outcome, &ctx);
         }
     }
 
@@ -202,7 +221,13 @@ mod off {
         }
 
         #[inline(always)]
-        pub(crate) fn ended(&self, _: Outcome, _: &dyn fmt::Display) {}
+        pub(crate) fn expired_on_arrival(&self) {}
+
+        #[inline(always)]
+        pub(crate) fn answered(&self, _: Error, _: &CancelHandle) {}
+
+        #[inline(always)]
+        pub(crate) fn ended_with(&self, _: Outcome, _: &Context) {}
 
         #[inline(always)]
         pub(crate) fn refused(&self, _: &BadTimeout) {}
