@@ -46,6 +46,10 @@ pub const HEADER: &str = "grpc-timeout";
 /// ```
 pub const MAX: Duration = Duration::from_secs(MAX_VALUE * 3600);
 
+/// What [`parse`] accepts, in words (for the layer's error messages).
+#[cfg_attr(not(feature = "tower"), allow(dead_code))]
+pub(crate) const ACCEPTED: &str = "expected 1 to 8 digits and one unit of H M S m u n (250m, 5S)";
+
 /// The largest number of the header: 8 digits.
 const MAX_VALUE: u64 = 99_999_999;
 
@@ -149,16 +153,26 @@ enum Reason {
     NotADigit,
 }
 
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("malformed grpc-timeout: ")?;
-        f.write_str(match self.0 {
+impl ParseError {
+    /// What is wrong, without the header's name.
+    pub(crate) fn reason(&self) -> &'static str {
+        match self.0 {
             Reason::Empty => "empty value",
-            Reason::Unit => "unknown unit (expected one of H M S m u n)",
+            Reason::Unit => "unknown unit",
             Reason::NoDigits => "no digits before the unit",
             Reason::TooLong => "more than 8 digits",
             Reason::NotADigit => "not an ASCII digit",
-        })
+        }
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "malformed {HEADER}: {}", self.reason())?;
+        if self.0 == Reason::Unit {
+            f.write_str(" (expected one of H M S m u n)")?;
+        }
+        Ok(())
     }
 }
 

@@ -72,15 +72,16 @@
 //!
 //! Always available: [`spawn`] (a task under a child context, aborted when
 //! its handle drops), [`Group`] (Go's `errgroup.WithContext`), [`TaskTracker`]
-//! (wait for everything at shutdown) and [`grpc_timeout`] (the gRPC deadline
-//! header). Off by default, so that the bare runtime compiles only tokio:
+//! (wait for everything at shutdown), [`grpc_timeout`] (the gRPC deadline
+//! header) and [`request_timeout`] (the same for plain HTTP). Off by
+//! default, so that the bare runtime compiles only tokio:
 //!
 //! | feature | gives |
 //! |---|---|
 //! | `tower` | `http::CtxLayer`: a `Context` per `http::Request`, cancelled when the client leaves, with a deadline from `grpc-timeout` / `x-request-timeout`; 504 or gRPC `DEADLINE_EXCEEDED` when it passes |
 //! | `axum` | `ctx: Context` and `ctx: Option<Context>` as axum extractors (implies `tower`) |
 //! | `tonic` | `ctx_runtime::tonic::request`: an outgoing gRPC request that carries the time left; the server side is `CtxLayer` (implies `tower`) |
-//! | `reqwest` | `send_ctx(&ctx)` on `reqwest::RequestBuilder`: the time left as timeout, dropped when `ctx` ends |
+//! | `reqwest` | `send_ctx(&ctx)` on `reqwest::RequestBuilder`: the time left as timeout and as `x-request-timeout` for the next service, dropped when `ctx` ends |
 //! | `tokio-util` | the bridge to tokio-util's `CancellationToken`, both ways: [`Context::cancellation_token`] and [`Context::with_cancellation_token`] |
 //! | `tracing` | events for requests that end early (`CtxLayer`) and for `#[cancellable]` fns that return on cancellation |
 #![deny(missing_docs)]
@@ -103,6 +104,7 @@ mod value;
 pub mod grpc_timeout;
 #[cfg(feature = "tower")]
 pub mod http;
+pub mod request_timeout;
 #[cfg(feature = "reqwest")]
 pub mod reqwest;
 mod task;

@@ -8,6 +8,12 @@
 //!
 //! The messages are written by hand with prost's derive, and the service
 //! code by hand with tonic's building blocks: no protoc, no build script.
+//!
+//! [`http`] is the same chain over plain HTTP: axum servers with
+//! [`CtxLayer`], calling on with reqwest's `send_ctx`, the deadline in
+//! `x-request-timeout`.
+
+pub mod http;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -18,11 +24,12 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
+use ::http::uri::PathAndQuery;
 use ctx_runtime::http::CtxLayer;
 use ctx_runtime::tonic as ctx_tonic;
-use ctx_runtime::{Context, Instant, grpc_timeout};
-use http::uri::PathAndQuery;
+use ctx_runtime::{Cause, Context, Error, Instant, grpc_timeout};
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tonic::server::NamedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Server};
@@ -35,6 +42,9 @@ pub struct HopRequest {
     /// Milliseconds of work per hop.
     #[prost(uint32, tag = "1")]
     pub work_ms: u32,
+    /// The last hop, instead of answering, waits until its context ends.
+    #[prost(bool, tag = "2")]
+    pub hold_last: bool,
 }
 
 /// What one hop saw.
@@ -65,25 +75,158 @@ pub struct HopReply {
 /// The full method path.
 const CALL: &str = "/demo.Hop/Call";
 
-/// Where a hop prints its lines, if anywhere.
-#[derive(Clone, Copy, Debug)]
-pub struct Log(Option<Instant>);
+/// What a hop's handler did, for tests: see [`Log::events`].
+#[derive(Clone, Debug)]
+pub enum HopEvent {
+    /// The handler started.
+    Started {
+        /// The hop's name.
+        hop: String,
+        /// The timeout header it received (`grpc-timeout` or
+        /// `x-request-timeout`), if any.
+        received: Option<String>,
+        /// What its request context had left when it started.
+        remaining: Option<Duration>,
+    },
+    /// The handler ended (returned or was dropped) because its request
+    /// context ended first.
+    Stopped {
+        /// The hop's name.
+        hop: String,
+        /// How the context ended.
+        err: Error,
+        /// Why.
+        cause: Option<Cause>,
+    },
+}
+
+impl HopEvent {
+    /// The hop it is about.
+    pub fn hop(&self) -> &str {
+        match self {
+            HopEvent::Started { hop, .. } | HopEvent::Stopped { hop, .. } => hop,
+        }
+    }
+}
+
+/// The receiving end of the hops' events (see [`Log::events`]).
+#[derive(Debug)]
+pub struct Events(mpsc::UnboundedReceiver<HopEvent>);
+
+impl From<mpsc::UnboundedReceiver<HopEvent>> for Events {
+    fn from(rx: mpsc::UnboundedReceiver<HopEvent>) -> Events {
+        Events(rx)
+    }
+}
+
+impl Events {
+    /// A quiet [`Log`] whose hops send their events here.
+    pub fn new() -> (Log, Events) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Log::quiet().events(tx), Events(rx))
+    }
+
+    /// Forgets the events received so far.
+    pub fn clear(&mut self) {
+        while self.0.try_recv().is_ok() {}
+    }
+
+    /// The next event matching `pred`, skipping the others. Panics after
+    /// 20 s: a hung test, not a way to wait.
+    pub async fn next(&mut self, what: &str, pred: impl Fn(&HopEvent) -> bool) -> HopEvent {
+        let wait = async {
+            loop {
+                match self.0.recv().await {
+                    Some(event) if pred(&event) => return event,
+                    Some(_) => {}
+                    None => panic!("the hops are gone, waiting for {what}"),
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), wait)
+            .await
+            .unwrap_or_else(|_| panic!("no {what} within 20 s"))
+    }
+
+    /// Waits until `hop`'s handler starts: the timeout header it received,
+    /// and what its context had left.
+    pub async fn started(&mut self, hop: &str) -> (Option<String>, Option<Duration>) {
+        let what = format!("the start of {hop}");
+        match self
+            .next(&what, |e| {
+                matches!(e, HopEvent::Started { .. }) && e.hop() == hop
+            })
+            .await
+        {
+            HopEvent::Started {
+                received,
+                remaining,
+                ..
+            } => (received, remaining),
+            HopEvent::Stopped { .. } => unreachable!("only a start matches"),
+        }
+    }
+
+    /// Waits until some hop's handler stops: which, and how its context
+    /// ended.
+    pub async fn stopped(&mut self) -> (String, Error, Option<Cause>) {
+        match self
+            .next("a hop stopping", |e| matches!(e, HopEvent::Stopped { .. }))
+            .await
+        {
+            HopEvent::Stopped { hop, err, cause } => (hop, err, cause),
+            HopEvent::Started { .. } => unreachable!("only a stop matches"),
+        }
+    }
+}
+
+/// Where a hop prints its lines and sends its events, if anywhere.
+#[derive(Clone, Debug, Default)]
+pub struct Log {
+    start: Option<Instant>,
+    events: Option<mpsc::UnboundedSender<HopEvent>>,
+}
 
 impl Log {
     /// Prints lines with the time since `start`.
     pub fn since(start: Instant) -> Log {
-        Log(Some(start))
+        Log {
+            start: Some(start),
+            events: None,
+        }
     }
 
     /// Prints nothing.
     pub fn quiet() -> Log {
-        Log(None)
+        Log::default()
+    }
+
+    /// Also sends each [`HopEvent`] to `events` (the tests' way to know
+    /// when each hop's handler started and stopped).
+    pub fn events(mut self, events: mpsc::UnboundedSender<HopEvent>) -> Log {
+        self.events = Some(events);
+        self
     }
 
     fn line(&self, who: &str, what: impl std::fmt::Display) {
-        if let Some(start) = self.0 {
+        if let Some(start) = self.start {
             println!("{:>6} ms  {who}  {what}", start.elapsed().as_millis());
         }
+    }
+
+    fn emit(&self, event: HopEvent) {
+        if let Some(events) = &self.events {
+            let _ = events.send(event);
+        }
+    }
+
+    /// The handler of `hop` started under `ctx`, having received `received`.
+    fn started(&self, hop: &str, received: &str, ctx: &Context) {
+        self.emit(HopEvent::Started {
+            hop: hop.to_owned(),
+            received: (!received.is_empty()).then(|| received.to_owned()),
+            remaining: ctx.remaining(),
+        });
     }
 }
 
@@ -112,22 +255,24 @@ impl Hop {
             .unwrap_or_default()
             .to_owned();
         let message = request.into_inner();
-        // CtxLayer drops this handler when the deadline passes: say so.
-        let _stopped = StopLog {
-            log: self.log,
-            name: &self.name,
-            ctx: &ctx,
-        };
         let work = Duration::from_millis(message.work_ms.into());
         self.log.line(
             &self.name,
             format!("received grpc-timeout {}, works {work:?}", show(&received)),
         );
+        self.log.started(&self.name, &received, &ctx);
+        // CtxLayer drops this handler when its context ends: say so.
+        let _stopped = StopLog::new(&self.log, &self.name, &ctx);
         let worked = ctx.run(tokio::time::sleep(work)).await;
         if let Err(err) = worked {
             return Err(ctx_tonic::status(&ctx, err));
         }
         let Some(next) = &self.next else {
+            if message.hold_last {
+                self.log.line(&self.name, "holds until its context ends");
+                let err = ctx.done().await;
+                return Err(ctx_tonic::status(&ctx, err));
+            }
             let spent_us = start.elapsed().as_micros() as u64;
             self.log.line(&self.name, "done, answers");
             return Ok(Response::new(HopReply {
@@ -177,11 +322,18 @@ impl Hop {
     }
 }
 
-/// Logs how a hop's handler ended if its context ended first.
+/// Logs (and sends as [`HopEvent::Stopped`]) how a hop's handler ended, if
+/// its context ended first.
 struct StopLog<'a> {
-    log: Log,
+    log: &'a Log,
     name: &'a str,
     ctx: &'a Context,
+}
+
+impl StopLog<'_> {
+    fn new<'a>(log: &'a Log, name: &'a str, ctx: &'a Context) -> StopLog<'a> {
+        StopLog { log, name, ctx }
+    }
 }
 
 impl Drop for StopLog<'_> {
@@ -191,19 +343,19 @@ impl Drop for StopLog<'_> {
         {
             // Completion also cancels the request's context; only a deadline
             // or a cancellation that came first is news.
-            if err.is_timeout()
-                || self
-                    .ctx
-                    .cause()
-                    .is_some_and(|c| !c.is::<ctx_runtime::Error>())
-            {
-                let cause = self.ctx.cause().map(|c| c.to_string()).unwrap_or_default();
-                if cause == err.to_string() {
+            let cause = self.ctx.cause();
+            if err.is_timeout() || cause.as_ref().is_some_and(|c| !c.is::<Error>()) {
+                let why = cause.as_ref().map(|c| c.to_string()).unwrap_or_default();
+                if why == err.to_string() {
                     self.log.line(self.name, format!("stopped: {err}"));
                 } else {
-                    self.log
-                        .line(self.name, format!("stopped: {err} ({cause})"));
+                    self.log.line(self.name, format!("stopped: {err} ({why})"));
                 }
+                self.log.emit(HopEvent::Stopped {
+                    hop: self.name.to_owned(),
+                    err,
+                    cause,
+                });
             }
         }
     }
@@ -256,8 +408,8 @@ impl NamedService for HopServer {
     const NAME: &'static str = "demo.Hop";
 }
 
-impl tower_service::Service<http::Request<tonic::body::Body>> for HopServer {
-    type Response = http::Response<tonic::body::Body>;
+impl tower_service::Service<::http::Request<tonic::body::Body>> for HopServer {
+    type Response = ::http::Response<tonic::body::Body>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
@@ -265,7 +417,7 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for HopServer {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+    fn call(&mut self, request: ::http::Request<tonic::body::Body>) -> Self::Future {
         let hop = Arc::clone(&self.0);
         if request.uri().path() != CALL {
             return Box::pin(async { Ok(Status::unimplemented("no such method").into_http()) });
@@ -301,8 +453,8 @@ pub async fn start(name: &str, next: Option<SocketAddr>, log: Log) -> io::Result
 
 /// Starts the chain A -> B -> C and returns A's address.
 pub async fn start_chain(log: Log) -> io::Result<SocketAddr> {
-    let c = start("C", None, log).await?;
-    let b = start("B", Some(c), log).await?;
+    let c = start("C", None, log.clone()).await?;
+    let b = start("B", Some(c), log.clone()).await?;
     start("A", Some(b), log).await
 }
 
@@ -313,7 +465,24 @@ pub async fn call_chain(
     first: SocketAddr,
     work_ms: u32,
 ) -> Result<HopReply, Status> {
-    let request = ctx_tonic::request(ctx, HopRequest { work_ms })?;
+    call_chain_with(
+        ctx,
+        first,
+        HopRequest {
+            work_ms,
+            hold_last: false,
+        },
+    )
+    .await
+}
+
+/// [`call_chain`] with the whole request given.
+pub async fn call_chain_with(
+    ctx: &Context,
+    first: SocketAddr,
+    request: HopRequest,
+) -> Result<HopReply, Status> {
+    let request = ctx_tonic::request(ctx, request)?;
     let reply = ctx_tonic::call(ctx, call(channel(first), request)).await?;
     Ok(reply.into_inner())
 }

@@ -58,8 +58,47 @@ async fn x_request_timeout_in_milliseconds() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn x_request_timeout_in_the_grpc_format() {
-    deadline_header_gives_504_and_no_row("x-request-timeout", "150m").await;
+async fn x_request_timeout_in_seconds_with_decimals() {
+    deadline_header_gives_504_and_no_row("x-request-timeout", "0.15s").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_request_timeout_with_the_unit_ms() {
+    deadline_header_gives_504_and_no_row("x-request-timeout", "150ms").await;
+}
+
+/// `150m` is 150 ms in grpc-timeout, and 150 minutes to anyone who reads
+/// `m` that way: x-request-timeout refuses it, and says what it accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_request_timeout_in_the_grpc_format_is_refused_with_why() {
+    let who = "grpc format";
+    let mut f = Fixture::start(Mode::WithCtxLayer).await;
+    let response = reqwest::Client::new()
+        .get(f.url("/report"))
+        .header(CLIENT_HEADER, who)
+        .header("x-request-timeout", "150m")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body = response.text().await.unwrap();
+    for part in [
+        "x-request-timeout",
+        "\"150m\"",
+        "250ms, 5s, 1.5s",
+        "grpc-timeout",
+    ] {
+        assert!(body.contains(part), "{part:?} not in {body:?}");
+    }
+    f.server.shutdown().await.unwrap();
+    assert!(
+        !f.events
+            .seen()
+            .iter()
+            .any(|e| matches!(e, Event::HandlerStarted { .. })),
+        "the handler ran: {:#?}",
+        f.events.seen()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -86,7 +86,19 @@ async fn the_earliest_of_max_grpc_timeout_and_request_timeout_wins() {
             &[("x-request-timeout", "3000")],
             Some(Duration::from_secs(3)),
         ),
-        (&[("x-request-timeout", "2S")], Some(Duration::from_secs(2))),
+        (&[("x-request-timeout", "2s")], Some(Duration::from_secs(2))),
+        (
+            &[("x-request-timeout", "1.5s")],
+            Some(Duration::from_millis(1500)),
+        ),
+        (
+            &[("x-request-timeout", "250ms")],
+            Some(Duration::from_millis(250)),
+        ),
+        (
+            &[("x-request-timeout", "0.5ms")],
+            Some(Duration::from_micros(500)),
+        ),
         (
             &[("grpc-timeout", "1S"), ("x-request-timeout", "3000")],
             Some(Duration::from_secs(1)),
@@ -133,37 +145,123 @@ async fn the_earliest_of_max_grpc_timeout_and_request_timeout_wins() {
     );
 }
 
+async fn text(response: Response<impl Body<Error: std::fmt::Debug>>) -> String {
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
 #[tokio::test(start_paused = true)]
 async fn malformed_timeouts_are_refused_before_the_handler_runs() {
-    for (headers, grpc) in [
-        (&[("x-request-timeout", "soon")][..], false),
-        (&[("x-request-timeout", "-5")][..], false),
-        (&[("grpc-timeout", "5s")][..], false),
+    const MS_OR_S: &str =
+        "expected milliseconds (250), or a number with the unit ms or s (250ms, 5s, 1.5s)";
+    const GRPC: &str = "expected 1 to 8 digits and one unit of H M S m u n (250m, 5S)";
+    for (header, value, expected) in [
         (
-            &[
-                ("content-type", "application/grpc"),
-                ("grpc-timeout", "123456789m"),
-            ][..],
-            true,
+            "x-request-timeout",
+            "soon",
+            format!(r#"malformed x-request-timeout header "soon": unknown unit; {MS_OR_S}"#),
+        ),
+        (
+            "x-request-timeout",
+            "-5",
+            format!(
+                r#"malformed x-request-timeout header "-5": not a plain decimal number; {MS_OR_S}"#
+            ),
+        ),
+        // gRPC's units are not ours: never minutes, nor anything else.
+        (
+            "x-request-timeout",
+            "250M",
+            format!(
+                r#"malformed x-request-timeout header "250M": unknown unit; {MS_OR_S}; this is the gRPC format, which belongs in the grpc-timeout header"#
+            ),
+        ),
+        (
+            "x-request-timeout",
+            "250m",
+            format!(
+                r#"malformed x-request-timeout header "250m": unknown unit; {MS_OR_S}; this is the gRPC format, which belongs in the grpc-timeout header"#
+            ),
+        ),
+        (
+            "x-request-timeout",
+            "2S",
+            format!(
+                r#"malformed x-request-timeout header "2S": unknown unit; {MS_OR_S}; this is the gRPC format, which belongs in the grpc-timeout header"#
+            ),
+        ),
+        (
+            "grpc-timeout",
+            "5s",
+            format!(r#"malformed grpc-timeout header "5s": unknown unit; {GRPC}"#),
+        ),
+        (
+            "grpc-timeout",
+            "123456789m",
+            format!(r#"malformed grpc-timeout header "123456789m": more than 8 digits; {GRPC}"#),
         ),
     ] {
         let (handler, mut contexts) = capturing(|| Some(Empty::<Bytes>::new()));
         let mut service = CtxLayer::new(Context::background()).layer(handler);
-        let response = service.call(request(headers)).await.unwrap();
-        if grpc {
-            assert_eq!(response.status(), 200);
-            assert_eq!(response.headers()["grpc-status"], "13");
-        } else {
-            assert_eq!(response.status(), 400, "{headers:?}");
-        }
+        let response = service.call(request(&[(header, value)])).await.unwrap();
+        assert_eq!(response.status(), 400, "{header}: {value}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/plain; charset=utf-8"
+        );
+        assert_eq!(
+            response.headers()["content-length"],
+            expected.len().to_string().as_str()
+        );
+        assert_eq!(text(response).await, expected);
+
+        // gRPC: INTERNAL, as grpc-go answers, with the same words.
+        let grpc = request(&[("content-type", "application/grpc"), (header, value)]);
+        let response = service.call(grpc).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["grpc-status"], "13");
+        assert_eq!(response.headers()["grpc-message"], expected.as_str());
+        assert_eq!(text(response).await, "", "trailers-only");
+
         drop(service);
         assert!(contexts.recv().await.is_none(), "the handler never ran");
     }
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_bad_value_is_quoted_back_escaped_and_cut_short() {
+    let (handler, _contexts) = capturing(|| Some(Empty::<Bytes>::new()));
+    let mut service = CtxLayer::new(Context::background()).layer(handler);
+    let value = http::HeaderValue::from_bytes(b"\"100%\xff").unwrap();
+    let mut req = request(&[]);
+    req.headers_mut().insert("x-request-timeout", value);
+    req.headers_mut()
+        .insert("content-type", "application/grpc".parse().unwrap());
+    let response = service.call(req).await.unwrap();
+    // Printable ASCII in the message, and `%` percent-encoded for gRPC.
+    assert_eq!(
+        response.headers()["grpc-message"],
+        r#"malformed x-request-timeout header "\"100%25\xff": not a plain decimal number; expected milliseconds (250), or a number with the unit ms or s (250ms, 5s, 1.5s)"#
+    );
+
+    let long = "9".repeat(100) + "x";
+    let response = service
+        .call(request(&[("x-request-timeout", &long)]))
+        .await
+        .unwrap();
+    let body = text(response).await;
+    assert!(
+        body.starts_with(&format!(
+            r#"malformed x-request-timeout header "{}...": "#,
+            "9".repeat(40)
+        )),
+        "{body}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_deadline_that_passes_gives_504_or_deadline_exceeded() {
-    // HTTP: 504, empty body.
+    // HTTP: 504, and why.
     let (handler, mut contexts) = capturing(|| None::<Empty<Bytes>>);
     let mut service = CtxLayer::new(Context::background()).layer(handler);
     let response = service
@@ -171,7 +269,8 @@ async fn a_deadline_that_passes_gives_504_or_deadline_exceeded() {
         .await
         .unwrap();
     assert_eq!(response.status(), 504);
-    assert_eq!(response.headers()["content-length"], "0");
+    assert_eq!(response.headers()["content-length"], "25");
+    assert_eq!(text(response).await, "request deadline exceeded");
     let ctx = contexts.recv().await.unwrap();
     assert_eq!(ctx.err(), Some(Error::DeadlineExceeded));
 
@@ -186,6 +285,10 @@ async fn a_deadline_that_passes_gives_504_or_deadline_exceeded() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/grpc");
     assert_eq!(response.headers()["grpc-status"], "4");
+    assert_eq!(
+        response.headers()["grpc-message"],
+        "request deadline exceeded"
+    );
     let body = response.into_body().collect().await.unwrap().to_bytes();
     assert!(body.is_empty(), "a trailers-only response");
     assert_eq!(
@@ -212,12 +315,15 @@ async fn cancelling_the_root_answers_503_or_unavailable() {
         contexts.recv().await.unwrap(),
         contexts.recv().await.unwrap(),
     );
-    shutdown.cancel_with_cause("server shutting down");
-    assert_eq!(http.await.unwrap().unwrap().status(), 503);
+    shutdown.cancel_with_cause("maintenance");
+    let http = http.await.unwrap().unwrap();
+    assert_eq!(http.status(), 503);
+    assert_eq!(text(http).await, "server shutting down");
     let grpc = grpc.await.unwrap().unwrap();
     assert_eq!(grpc.headers()["grpc-status"], "14");
+    assert_eq!(grpc.headers()["grpc-message"], "server shutting down");
     for ctx in [a, b] {
-        assert_eq!(ctx.cause().unwrap().to_string(), "server shutting down");
+        assert_eq!(ctx.cause().unwrap().to_string(), "maintenance");
     }
 }
 
@@ -355,7 +461,7 @@ async fn requests_are_children_of_the_root_and_counted_by_the_tracker() {
         .with_value(Tenant("acme"))
         .with_cancel();
     let tracker = ctx_runtime::TaskTracker::new();
-    let (handler, mut contexts) = capturing(|| Some(Empty::<Bytes>::new()));
+    let (handler, mut contexts) = capturing(|| Some(String::from("a body to send")));
     let mut service = CtxLayer::new(root).tracker(tracker.clone()).layer(handler);
     let response = service.call(request(&[])).await.unwrap();
     let ctx = contexts.recv().await.unwrap();

@@ -8,10 +8,16 @@
 //!
 //! | the request... | its context |
 //! |---|---|
-//! | is answered and its response body is sent | cancelled (Go: "when ServeHTTP returns") |
-//! | loses its client (hyper drops the response future or body) | cancelled with cause [`ClientDisconnected`] |
+//! | is answered and its response delivered in full | cancelled (Go: "when ServeHTTP returns") |
+//! | loses its client (hyper drops the response future, or the body before its end) | cancelled with cause [`ClientDisconnected`] |
 //! | passes its deadline | `DeadlineExceeded`; the layer answers 504, or gRPC `DEADLINE_EXCEEDED` |
 //! | is in flight when the root is cancelled (shutdown) | cancelled with the root's cause; the layer answers 503, or gRPC `UNAVAILABLE` |
+//!
+//! A response is delivered in full when its body ended, or sent every byte
+//! its `Content-Length` (or exact size hint) promised, or has no body on
+//! the wire at all (a response to HEAD, a 204 or a 304, a 2xx to CONNECT):
+//! hyper drops such bodies without polling their end, and that is no
+//! disconnect.
 //!
 //! # Where the deadline comes from
 //!
@@ -21,12 +27,29 @@
 //! * the `grpc-timeout` header, in the gRPC format (`200m`, `5S`: see
 //!   [`grpc_timeout`]);
 //! * the request-timeout header, `x-request-timeout` unless configured
-//!   otherwise with [`CtxLayer::timeout_header`]: either plain milliseconds
-//!   (`250`) or the gRPC format (`250m`).
+//!   otherwise with [`CtxLayer::timeout_header`]: milliseconds (`250`), or
+//!   a number with the unit `ms` or `s` (`250ms`, `5s`, `1.5s`: see
+//!   [`request_timeout`]). The gRPC format belongs
+//!   to `grpc-timeout` only: `250m` here is refused, never taken as minutes.
 //!
 //! A client can only shorten its deadline, never lengthen it past the
-//! maximum. A malformed value is refused: 400 Bad Request, or gRPC
-//! `INTERNAL` as grpc-go does.
+//! maximum. A malformed value is refused before the handler runs: 400 Bad
+//! Request with a short text body that names the header, the value and the
+//! accepted format, or gRPC `INTERNAL` (as grpc-go does) with the same text
+//! in `grpc-message`. The layer's 504 and 503 say "request deadline
+//! exceeded" and "server shutting down" the same way.
+//!
+//! # Tracing
+//!
+//! With the feature `tracing`, each request gets a `request` span (target
+//! `ctx_runtime::http`, level INFO, so that the events below carry it) with
+//! its `method`, `path`, the `timeout_ms` the layer set and where it came
+//! from (`timeout_from`), and a request that ends other than by completing
+//! gets one event, with an
+//! `outcome` (`client disconnected` at DEBUG, `deadline exceeded` or
+//! `shutting down` at INFO), its `cause`, `timeout_ms` and `elapsed_ms`. A
+//! refused timeout header is one DEBUG event. The handler and its body are
+//! polled inside the span. Without the feature, none of this is compiled.
 //!
 //! # gRPC or HTTP
 //!
@@ -90,25 +113,25 @@
 //! ```
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
-use ::http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
-use ::http::{HeaderMap, Request, Response, StatusCode};
-use http_body::{Body, Frame, SizeHint};
-use pin_project_lite::pin_project;
+use ::http::header::HeaderName;
 use tower_layer::Layer;
-use tower_service::Service;
 
 use crate::context::Context;
-use crate::done::DoneOwned;
-use crate::error::{Cause, Error};
-use crate::grpc_timeout;
-use crate::handle::CancelHandle;
-use crate::task::{TaskTracker, TrackerToken};
+use crate::request_timeout;
+use crate::task::TaskTracker;
+
+mod body;
+mod config;
+mod early;
+mod service;
+mod trace;
+
+pub use self::body::CtxBody;
+use self::config::Config;
+pub use self::service::{CtxService, ResponseFuture};
 
 #[cfg(feature = "axum")]
 mod axum;
@@ -120,12 +143,12 @@ pub use self::axum::MissingContext;
 /// ```
 /// assert_eq!(ctx_runtime::http::TIMEOUT_HEADER, "x-request-timeout");
 /// ```
-pub const TIMEOUT_HEADER: &str = "x-request-timeout";
+pub const TIMEOUT_HEADER: &str = request_timeout::HEADER;
 
 /// The cause of a request context whose client went away before the
 /// response was complete: hyper dropped the response future or the body.
 ///
-/// Downcast a [`Cause`] to tell it apart from a deadline or a shutdown:
+/// Downcast a [`Cause`](crate::Cause) to tell it apart from a deadline or a shutdown:
 ///
 /// ```
 /// use ctx_runtime::Context;
@@ -182,14 +205,6 @@ pub struct CtxLayer {
     config: Arc<Config>,
 }
 
-#[derive(Clone, Debug)]
-struct Config {
-    root: Context,
-    max_timeout: Option<Duration>,
-    timeout_header: Option<HeaderName>,
-    tracker: Option<TaskTracker>,
-}
-
 impl CtxLayer {
     /// A layer whose request contexts are children of `root`.
     ///
@@ -205,7 +220,7 @@ impl CtxLayer {
             config: Arc::new(Config {
                 root,
                 max_timeout: None,
-                timeout_header: Some(HeaderName::from_static(TIMEOUT_HEADER)),
+                timeout_header: Some(HeaderName::from_static(request_timeout::HEADER)),
                 tracker: None,
             }),
         }
@@ -226,8 +241,10 @@ impl CtxLayer {
 
     /// Reads the request timeout from `name` instead of `x-request-timeout`.
     ///
-    /// Its value is plain milliseconds (`250`) or in the `grpc-timeout`
-    /// format (`250m`, `2S`).
+    /// Its value is read as [`request_timeout`] reads it: milliseconds
+    /// (`250`), or a number with the unit `ms` or `s` (`250ms`, `1.5s`).
+    /// Pair it with `ctx_runtime::reqwest::SendOptions::timeout_header` on
+    /// the calling side (feature `reqwest`).
     ///
     /// ```
     /// let layer = ctx_runtime::http::CtxLayer::new(ctx_runtime::Context::background())
@@ -270,417 +287,6 @@ impl<S> Layer<S> for CtxLayer {
     type Service = CtxService<S>;
 
     fn layer(&self, inner: S) -> CtxService<S> {
-        CtxService {
-            inner,
-            config: Arc::clone(&self.config),
-        }
-    }
-}
-
-/// The service made by [`CtxLayer`].
-///
-/// ```
-/// use ctx_runtime::http::{CtxLayer, CtxService};
-/// use tower_layer::Layer;
-/// let service: CtxService<()> = CtxLayer::new(ctx_runtime::Context::background()).layer(());
-/// # drop(service);
-/// ```
-#[derive(Clone, Debug)]
-pub struct CtxService<S> {
-    inner: S,
-    config: Arc<Config>,
-}
-
-impl Config {
-    /// The request's timeout: the earliest of the maximum and its headers.
-    fn timeout(&self, headers: &HeaderMap) -> Result<Option<Duration>, &'static str> {
-        let mut timeout = self.max_timeout;
-        let mut shorten = |t: Duration| {
-            timeout = Some(timeout.map_or(t, |old| old.min(t)));
-        };
-        if let Some(value) = headers.get(grpc_timeout::HEADER) {
-            shorten(grpc_timeout::parse(value.as_bytes()).map_err(|_| "malformed grpc-timeout")?);
-        }
-        if let Some(name) = &self.timeout_header
-            && let Some(value) = headers.get(name)
-        {
-            shorten(parse_request_timeout(value.as_bytes()).ok_or("malformed request timeout")?);
-        }
-        Ok(timeout)
-    }
-}
-
-/// Plain milliseconds, or the grpc-timeout format.
-fn parse_request_timeout(value: &[u8]) -> Option<Duration> {
-    if !value.is_empty() && value.len() <= 19 && value.iter().all(u8::is_ascii_digit) {
-        let ms = std::str::from_utf8(value).ok()?.parse().ok()?;
-        return Some(Duration::from_millis(ms));
-    }
-    grpc_timeout::parse(value).ok()
-}
-
-fn is_grpc(headers: &HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc"))
-}
-
-impl<S, B, ResB> Service<Request<B>> for CtxService<S>
-where
-    S: Service<Request<B>, Response = Response<ResB>>,
-    ResB: Body,
-{
-    type Response = Response<CtxBody<ResB>>;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let grpc = is_grpc(req.headers());
-        let head = req.method() == http::Method::HEAD;
-        let early = |early| ResponseFuture {
-            guard: None,
-            inner: None,
-            early: Some(early),
-            ctx: Context::background(),
-            done: None,
-            grpc,
-            head,
-        };
-        let timeout = match self.config.timeout(req.headers()) {
-            Ok(timeout) => timeout,
-            Err(message) => return early(Early::BadTimeout(message)),
-        };
-        // Answered at once, without a timer tick: tonic's own grpc-timeout
-        // handling would otherwise answer CANCELLED first.
-        if timeout.is_some_and(|t| t.is_zero()) {
-            return early(Early::Deadline);
-        }
-        if self.config.root.is_done() {
-            return early(Early::Shutdown);
-        }
-        let root = &self.config.root;
-        let (ctx, cancel) = match timeout {
-            Some(timeout) => root.with_timeout(timeout),
-            None => root.with_cancel(),
-        };
-        req.extensions_mut().insert(ctx.clone());
-        let guard = Guard {
-            cancel: Some(cancel),
-            _token: self.config.tracker.as_ref().map(TaskTracker::token),
-        };
-        ResponseFuture {
-            guard: Some(guard),
-            inner: Some(self.inner.call(req)),
-            early: None,
-            done: Some(ctx.done_owned()),
-            ctx,
-            grpc,
-            head,
-        }
-    }
-}
-
-/// Owns a request's cancel handle: completing it cancels plainly, dropping
-/// it first means the client went away.
-struct Guard {
-    cancel: Option<CancelHandle>,
-    _token: Option<TrackerToken>,
-}
-
-impl Guard {
-    /// The request is over: cancel its context (Go: ServeHTTP returned).
-    fn complete(mut self) {
-        if let Some(cancel) = self.cancel.take() {
-            cancel.cancel();
-        }
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(cancel) = self.cancel.take() {
-            cancel.cancel_with_cause(Cause::new(ClientDisconnected));
-        }
-    }
-}
-
-/// A response the layer makes itself.
-#[derive(Clone, Copy, Debug)]
-enum Early {
-    Deadline,
-    Shutdown,
-    BadTimeout(&'static str),
-}
-
-impl Early {
-    fn response<B: Body>(self, grpc: bool) -> Response<CtxBody<B>> {
-        let (status, grpc_status, message) = match self {
-            Early::Deadline => (
-                StatusCode::GATEWAY_TIMEOUT,
-                "4",
-                "request deadline exceeded",
-            ),
-            Early::Shutdown => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "14",
-                "server shutting down",
-            ),
-            Early::BadTimeout(message) => (StatusCode::BAD_REQUEST, "13", message),
-        };
-        let mut response = Response::new(CtxBody {
-            inner: None,
-            guard: None,
-        });
-        if !grpc {
-            *response.status_mut() = status;
-        }
-        let headers = response.headers_mut();
-        if grpc {
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-            headers.insert("grpc-status", HeaderValue::from_static(grpc_status));
-            headers.insert("grpc-message", HeaderValue::from_static(message));
-        } else {
-            headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
-        }
-        response
-    }
-}
-
-pin_project! {
-    /// The response future of [`CtxService`].
-    ///
-    /// Dropping it before it completes cancels the request's context with
-    /// [`ClientDisconnected`]: hyper drops it when the client goes away.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// use ctx_runtime::Context;
-    /// use ctx_runtime::http::{ClientDisconnected, CtxLayer};
-    /// use std::convert::Infallible;
-    /// use tower_layer::Layer;
-    /// use tower_service::Service;
-    ///
-    /// # #[derive(Clone)] struct Never(tokio::sync::mpsc::UnboundedSender<Context>);
-    /// # impl Service<http::Request<()>> for Never {
-    /// #     type Response = http::Response<String>;
-    /// #     type Error = Infallible;
-    /// #     type Future = std::future::Pending<Result<http::Response<String>, Infallible>>;
-    /// #     fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> { std::task::Poll::Ready(Ok(())) }
-    /// #     fn call(&mut self, req: http::Request<()>) -> Self::Future {
-    /// #         self.0.send(req.extensions().get::<Context>().unwrap().clone()).unwrap();
-    /// #         std::future::pending()
-    /// #     }
-    /// # }
-    /// let (tx, mut contexts) = tokio::sync::mpsc::unbounded_channel();
-    /// // `Never` hands its request's context over and never answers.
-    /// let mut service = CtxLayer::new(Context::background()).layer(Never(tx));
-    /// let response = service.call(http::Request::new(()));
-    /// let ctx = contexts.recv().await.unwrap();
-    /// drop(response); // the client went away
-    /// assert!(ctx.cause().unwrap().is::<ClientDisconnected>());
-    /// # }
-    /// ```
-    pub struct ResponseFuture<F> {
-        // Declared first so that it drops first: a handler dropped because its
-        // client left already sees its context cancelled.
-        guard: Option<Guard>,
-        #[pin]
-        inner: Option<F>,
-        early: Option<Early>,
-        ctx: Context,
-        done: Option<DoneOwned>,
-        grpc: bool,
-        // A response to HEAD has no body to send (hyper drops it unread):
-        // the request is over when the handler answers.
-        head: bool,
-    }
-}
-
-impl<F, ResB, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<ResB>, E>>,
-    ResB: Body,
-{
-    type Output = Result<Response<CtxBody<ResB>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        if let Some(early) = this.early.take() {
-            return Poll::Ready(Ok(early.response(*this.grpc)));
-        }
-        // Biased like `Context::run`: a done context wins, even against a
-        // ready response.
-        let ended = match this.ctx.err() {
-            Some(err) => Some(err),
-            None => match this.inner.as_mut().as_pin_mut() {
-                None => return Poll::Pending, // polled after completion
-                Some(inner) => match inner.poll(cx) {
-                    Poll::Ready(result) => {
-                        let mut guard = this.guard.take();
-                        this.inner.set(None);
-                        if let Some(guard) = guard.take_if(|_| *this.head) {
-                            guard.complete();
-                        }
-                        return Poll::Ready(match result {
-                            Ok(response) => Ok(response.map(|inner| CtxBody {
-                                inner: Some(inner),
-                                guard,
-                            })),
-                            Err(err) => {
-                                if let Some(guard) = guard {
-                                    guard.complete();
-                                }
-                                Err(err)
-                            }
-                        });
-                    }
-                    Poll::Pending => match this.done.as_mut() {
-                        Some(done) => match Pin::new(done).poll(cx) {
-                            Poll::Ready(err) => Some(err),
-                            Poll::Pending => None,
-                        },
-                        None => None,
-                    },
-                },
-            },
-        };
-        match ended {
-            None => Poll::Pending,
-            Some(err) => {
-                // Drop the handler (and whatever it awaits) now, then answer.
-                this.inner.set(None);
-                if let Some(guard) = this.guard.take() {
-                    guard.complete();
-                }
-                let early = match err {
-                    Error::DeadlineExceeded => Early::Deadline,
-                    Error::Canceled => Early::Shutdown,
-                };
-                Poll::Ready(Ok(early.response(*this.grpc)))
-            }
-        }
-    }
-}
-
-impl<F> fmt::Debug for ResponseFuture<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture")
-            .field("ctx", &self.ctx)
-            .finish_non_exhaustive()
-    }
-}
-
-pin_project! {
-    /// The response body of [`CtxService`]: the handler's body, which keeps the
-    /// request's context alive until it has been sent.
-    ///
-    /// When the body ends, the context is cancelled (the request is over);
-    /// when it is dropped before its end (the client went away in the middle
-    /// of a streaming response), the context is cancelled with
-    /// [`ClientDisconnected`]. The layer's own responses have an empty body.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// use ctx_runtime::Context;
-    /// use ctx_runtime::http::CtxLayer;
-    /// use std::convert::Infallible;
-    /// use tower_layer::Layer;
-    /// use tower_service::Service;
-    ///
-    /// # #[derive(Clone)] struct Hello(tokio::sync::mpsc::UnboundedSender<Context>);
-    /// # impl Service<http::Request<()>> for Hello {
-    /// #     type Response = http::Response<String>;
-    /// #     type Error = Infallible;
-    /// #     type Future = std::future::Ready<Result<http::Response<String>, Infallible>>;
-    /// #     fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> { std::task::Poll::Ready(Ok(())) }
-    /// #     fn call(&mut self, req: http::Request<()>) -> Self::Future {
-    /// #         self.0.send(req.extensions().get::<Context>().unwrap().clone()).unwrap();
-    /// #         std::future::ready(Ok(http::Response::new("hello".to_owned())))
-    /// #     }
-    /// # }
-    /// let (tx, mut contexts) = tokio::sync::mpsc::unbounded_channel();
-    /// // `Hello` hands its request's context over and answers "hello".
-    /// let mut service = CtxLayer::new(Context::background()).layer(Hello(tx));
-    /// let response = service.call(http::Request::new(())).await.unwrap();
-    /// let ctx = contexts.recv().await.unwrap();
-    /// let mut body = response.into_body(); // a CtxBody<String>
-    /// assert!(!ctx.is_done(), "alive while the body is unsent");
-    /// let frame = std::future::poll_fn(|cx| http_body::Body::poll_frame(std::pin::Pin::new(&mut body), cx)).await;
-    /// assert_eq!(frame.unwrap().unwrap().into_data().unwrap(), "hello");
-    /// assert!(ctx.is_done(), "the whole body went out: the request is over");
-    /// # }
-    /// ```
-    pub struct CtxBody<B: Body> {
-        #[pin]
-        inner: Option<B>,
-        guard: Option<Guard>,
-    }
-
-    impl<B: Body> PinnedDrop for CtxBody<B> {
-        fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            let ended = this.inner.as_ref().get_ref().as_ref().is_none_or(B::is_end_stream);
-            if let Some(guard) = this.guard.take() {
-                if ended {
-                    guard.complete();
-                } else {
-                    drop(guard); // ClientDisconnected
-                }
-            }
-        }
-    }
-}
-
-impl<B: Body> CtxBody<B> {
-    /// The body's own end has been reached.
-    fn end(self: Pin<&mut Self>) {
-        if let Some(guard) = self.project().guard.take() {
-            guard.complete();
-        }
-    }
-}
-
-impl<B: Body> Body for CtxBody<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        let polled = match self.as_mut().project().inner.as_pin_mut() {
-            None => Poll::Ready(None),
-            Some(inner) => inner.poll_frame(cx),
-        };
-        match &polled {
-            Poll::Ready(None | Some(Err(_))) => self.end(),
-            Poll::Ready(Some(Ok(_))) if self.is_end_stream() => self.end(),
-            _ => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(B::is_end_stream)
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner
-            .as_ref()
-            .map_or_else(|| SizeHint::with_exact(0), B::size_hint)
-    }
-}
-
-impl<B: Body> fmt::Debug for CtxBody<B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CtxBody")
-            .field("streaming", &self.guard.is_some())
-            .finish()
+        CtxService::new(inner, Arc::clone(&self.config))
     }
 }
