@@ -9,7 +9,7 @@ use std::time::Duration;
 use ctx_runtime::http::CtxLayer;
 use ctx_runtime::{Context, Error, TaskHandle, TaskTracker, TrackerToken};
 use http::{Request, Response};
-use http_body_util::Empty;
+use http_body_util::Full;
 use tokio::sync::oneshot;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -70,7 +70,7 @@ async fn a_tokio_util_tracker_converts_both_ways_and_shares_its_count() {
 struct Answer;
 
 impl Service<Request<()>> for Answer {
-    type Response = Response<Empty<bytes::Bytes>>;
+    type Response = Response<Full<bytes::Bytes>>;
     type Error = Infallible;
     type Future = std::future::Ready<Result<Self::Response, Infallible>>;
 
@@ -79,7 +79,8 @@ impl Service<Request<()>> for Answer {
     }
 
     fn call(&mut self, _req: Request<()>) -> Self::Future {
-        std::future::ready(Ok(Response::new(Empty::new())))
+        // A body with something to send: the request lasts until it is sent.
+        std::future::ready(Ok(Response::new(Full::new(bytes::Bytes::from_static(b"done")))))
     }
 }
 
