@@ -81,6 +81,8 @@
 //! | `axum` | `ctx: Context` and `ctx: Option<Context>` as axum extractors (implies `tower`) |
 //! | `tonic` | `ctx_runtime::tonic::request`: an outgoing gRPC request that carries the time left; the server side is `CtxLayer` (implies `tower`) |
 //! | `reqwest` | `send_ctx(&ctx)` on `reqwest::RequestBuilder`: the time left as timeout, dropped when `ctx` ends |
+//! | `postgres` | `postgres::ClientExt` for tokio-postgres: `query_ctx(&ctx, ...)`, `transaction_ctx(&ctx)`; the statement cancelled on the server and the transaction rolled back when `ctx` ends |
+//! | `rusqlite` | `rusqlite::Connection`: closures run under `ctx` on the blocking pool, the statement interrupted and the transaction rolled back when `ctx` ends |
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 
@@ -97,8 +99,12 @@ mod value;
 pub mod grpc_timeout;
 #[cfg(feature = "tower")]
 pub mod http;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "reqwest")]
 pub mod reqwest;
+#[cfg(feature = "rusqlite")]
+pub mod rusqlite;
 mod task;
 #[cfg(feature = "tonic")]
 pub mod tonic;
