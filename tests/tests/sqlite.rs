@@ -3,9 +3,11 @@
 //! free again when the context ends. The closures report what happened to
 //! them through channels, so nothing here waits on a timer.
 
+use std::future::{Future, poll_fn};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use ctx_runtime::rusqlite::Connection;
@@ -205,23 +207,25 @@ async fn a_waiting_call_gives_up_without_interrupting_the_running_one() {
     });
     running.await.unwrap();
 
-    // Queued behind the first call, then cancelled while the first one's
+    // Queued behind the first call (polled once: it has handed its closure
+    // to the blocking pool and waits), then cancelled while the first one's
     // statement runs.
     let (ctx, cancel) = Context::background().with_cancel();
     let ran = Arc::new(AtomicBool::new(false));
-    let second = tokio::spawn({
-        let db = db.clone();
+    let mut second = Box::pin(db.call(&ctx, {
         let ran = Arc::clone(&ran);
-        async move {
-            db.call(&ctx, move |_| {
-                ran.store(true, Ordering::SeqCst);
-                Ok(())
-            })
-            .await
+        move |_| {
+            ran.store(true, Ordering::SeqCst);
+            Ok(())
         }
-    });
+    }));
+    let polled = poll_fn(|cx| Poll::Ready(second.as_mut().poll(cx).is_pending())).await;
+    assert!(
+        polled,
+        "the second call cannot finish while the first holds the connection"
+    );
     cancel.cancel();
-    let err = second.await.unwrap().unwrap_err();
+    let err = second.await.unwrap_err();
     assert_eq!(err.context_error(), Some(Error::Canceled));
     assert_eq!(first.await.unwrap().unwrap(), 2_000_000);
     // Once every call queued before it is done: the second closure never ran.
