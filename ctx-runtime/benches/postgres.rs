@@ -15,9 +15,12 @@
 //! throwaway cluster). Without it the bench says so and measures nothing.
 //!
 //! `CTX_PG_BENCH=<variant>:<n>` runs one variant n times without divan, for
-//! `valgrind --tool=callgrind` (bench/postgres runs it with n = 0 and n =
-//! 2000 and takes the difference: the client side's instructions per call;
-//! the server runs outside valgrind).
+//! `valgrind --tool=callgrind` (bench/postgres runs it with n = 1 and n =
+//! 2001 and takes the difference: the client side's instructions per call;
+//! the server runs outside valgrind). `CTX_PG_BENCH=paired:<n>` times n
+//! pairs of calls, plain then ctx, alternating, and prints the ratio of the
+//! medians: divan runs one version after the other, and on a shared machine
+//! the load drifts between them more than the overhead being measured.
 
 use std::sync::LazyLock;
 
@@ -76,6 +79,10 @@ fn main() {
         let (variant, n) = spec.split_once(':').expect("CTX_PG_BENCH=<variant>:<n>");
         let n: u64 = n.parse().expect("a number of calls");
         LazyLock::force(&FIXTURE);
+        if variant == "paired" {
+            paired(n);
+            return;
+        }
         if n > 0 {
             // Warm up what a first call allocates (type caches, buffers).
             run(variant);
@@ -92,6 +99,32 @@ fn main() {
         return;
     }
     divan::main();
+}
+
+/// Alternates plain and ctx calls, `n` pairs per form, and prints the
+/// medians and their ratio.
+fn paired(n: u64) {
+    for form in ["text", "prepared"] {
+        let (plain, ctx) = (format!("plain_{form}"), format!("ctx_{form}"));
+        let mut times = [Vec::new(), Vec::new()];
+        for i in 0..n {
+            // Which goes first alternates too.
+            let order = if i % 2 == 0 { [0, 1] } else { [1, 0] };
+            for which in order {
+                let start = std::time::Instant::now();
+                run(if which == 0 { &plain } else { &ctx });
+                times[which].push(start.elapsed());
+            }
+        }
+        let [mut p, mut c] = times;
+        p.sort();
+        c.sort();
+        let (p, c) = (p[p.len() / 2], c[c.len() / 2]);
+        println!(
+            "SELECT 1 ({form}), {n} pairs: median plain {p:.1?}, query_ctx {c:.1?}, ratio {:.3}x",
+            c.as_secs_f64() / p.as_secs_f64()
+        );
+    }
 }
 
 #[divan::bench(sample_count = 200, sample_size = 20)]

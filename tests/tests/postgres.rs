@@ -11,7 +11,7 @@ mod pg_support;
 
 use std::time::Duration;
 
-use ctx_runtime::postgres::ClientExt;
+use ctx_runtime::postgres::{ClientExt, TlsCancel};
 use ctx_runtime::{Context, Error, Instant};
 use pg_support::{Monitor, backend_pid, connect, unique_table};
 use tokio_postgres::error::SqlState;
@@ -343,4 +343,42 @@ async fn a_pooled_connection_is_usable_after_a_cancelled_query() {
     let tx = conn.transaction_ctx(&live).await.unwrap();
     tx.batch_execute("SELECT 1").await.unwrap();
     tx.commit().await.unwrap();
+}
+
+/// `TlsCancel` sends the cancel request through the connector it was given
+/// (`NoTls` here: the path is the same for a real TLS connector).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_wrapped_in_tls_cancel_stops_the_query_too() {
+    let mut client = connect().await;
+    let pid = backend_pid(&client).await;
+    let monitor = Monitor::new().await;
+    let (ctx, cancel) = Context::background().with_cancel();
+    let query = tokio::spawn({
+        let ctx = ctx.clone();
+        async move {
+            let mut wrapped = TlsCancel::new(&mut client, tokio_postgres::NoTls);
+            let slow = wrapped
+                .query_ctx(&ctx, SLEEP_30, &[])
+                .await
+                .map(|r| r.len());
+            let tx = wrapped
+                .transaction_ctx(&Context::background())
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            drop(wrapped);
+            (slow, client)
+        }
+    });
+    monitor.wait_active(pid, "pg_sleep(30)").await;
+    cancel.cancel();
+    let (slow, client) = query.await.unwrap();
+    assert_eq!(slow.unwrap_err().context_error(), Some(Error::Canceled));
+    assert!(
+        monitor
+            .gone_within(pid, "pg_sleep(30)", GONE_WITHIN)
+            .await
+            .is_some()
+    );
+    client.query_one("SELECT 1", &[]).await.unwrap();
 }

@@ -46,6 +46,19 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # What these calls do not cover
+//!
+//! * A *dropped* call (its future dropped before it completes, by
+//!   `ctx.run`, `select!`, or a handler that hyper drops) does what
+//!   tokio-postgres does: nothing on the server. The cancel needs the call
+//!   to be polled when `ctx` ends, so run database work in a task under the
+//!   request's context ([`spawn`](crate::spawn), a [`TaskTracker`](crate::TaskTracker)),
+//!   not in a future that can be dropped.
+//! * Inside a transaction opened by hand (`BEGIN` through `batch_execute`),
+//!   a cancelled statement aborts the transaction, and the sentinel that
+//!   catches late signals is refused there: use
+//!   [`transaction_ctx`](ClientExt::transaction_ctx), which rolls back first.
+//!
 //! # One statement at a time per connection
 //!
 //! A cancel request stops whatever the connection is running. tokio-postgres
@@ -268,9 +281,10 @@ async fn begin<'a>(
 /// TLS connector: for connections made with TLS, whose server may refuse a
 /// cancel request in plain text.
 ///
-/// `C` is the client: `&mut Client`, a `Client`, or a pool's connection.
-/// It dereferences to [`Client`], and implements [`ClientExt`] with the
-/// connector. A client connected with `NoTls` needs none of this.
+/// `C` is anything that dereferences mutably to [`Client`]: `&mut Client`,
+/// `Box<Client>`, a pool's connection. `TlsCancel<C>` dereferences to the
+/// `Client` too, and implements [`ClientExt`] with the connector. A client
+/// connected with `NoTls` needs none of this.
 ///
 /// ```no_run
 /// # async fn f<T>(connector: T) -> Result<(), Box<dyn std::error::Error>>
@@ -284,10 +298,10 @@ async fn begin<'a>(
 /// use ctx_runtime::postgres::{ClientExt, TlsCancel};
 ///
 /// // `connector`: e.g. postgres-openssl's MakeTlsConnector, or tokio-postgres-rustls's.
-/// let (client, connection) =
+/// let (mut client, connection) =
 ///     tokio_postgres::connect("postgres://db.internal/app?sslmode=require", connector.clone()).await?;
 /// tokio::spawn(connection);
-/// let client = TlsCancel::new(client, connector);
+/// let client = TlsCancel::new(&mut client, connector);
 /// let ctx = Context::background();
 /// client.query_ctx(&ctx, "SELECT 1", &[]).await?;
 /// # Ok(()) }

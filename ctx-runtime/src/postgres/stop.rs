@@ -198,7 +198,9 @@ where
         Ok(result) => return Ok(result?),
         Err(err) => err,
     };
-    let stopped = stop(client.cancel_token(), cancel, call).await;
+    // Boxed: the cancel path's futures (a socket connect, two timers) would
+    // otherwise make every call's future larger, and slower to move.
+    let stopped = Box::pin(stop(client.cancel_token(), cancel, call)).await;
     if stopped.sent {
         settle(client);
     }

@@ -244,7 +244,8 @@ impl<'a> Transaction<'a> {
             Ok(result) => return Ok(result?),
             Err(err) => err,
         };
-        let stopped = stop(self.inner.cancel_token(), &self.cancel, call).await;
+        // Boxed, as in `stop::run`: the cold path out of the hot future.
+        let stopped = Box::pin(stop(self.inner.cancel_token(), &self.cancel, call)).await;
         if stopped.result.is_some() {
             self.roll_back(stopped.sent).await;
         }
