@@ -340,7 +340,7 @@ fn stopped_by_context(err: &rusqlite::Error) -> bool {
 /// Why [`Connection::call`] failed: its context ended, or SQLite (or the
 /// closure) failed.
 ///
-/// A transparent wrapper, like [`postgres::Error`](crate::postgres): its
+/// A transparent wrapper, like `ctx_runtime::postgres::Error`: its
 /// `Display` is the wrapped error's, its `source()` the wrapped error's source.
 ///
 /// ```
