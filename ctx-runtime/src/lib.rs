@@ -84,6 +84,8 @@
 //! | `reqwest` | `send_ctx(&ctx)` on `reqwest::RequestBuilder`: the time left as timeout and as `x-request-timeout` for the next service, dropped when `ctx` ends |
 //! | `tokio-util` | the bridge to tokio-util's `CancellationToken`, both ways: [`Context::cancellation_token`] and [`Context::with_cancellation_token`] |
 //! | `tracing` | events for requests that end early (`CtxLayer`) and for `#[cancellable]` fns that return on cancellation |
+//! | `postgres` | `postgres::ClientExt` for tokio-postgres: `query_ctx(&ctx, ...)`, `transaction_ctx(&ctx)`; the statement cancelled on the server and the transaction rolled back when `ctx` ends |
+//! | `rusqlite` | `rusqlite::Connection`: closures run under `ctx` on the blocking pool, the statement interrupted and the transaction rolled back when `ctx` ends |
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -105,8 +107,12 @@ pub mod grpc_timeout;
 #[cfg(feature = "tower")]
 pub mod http;
 pub mod request_timeout;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "reqwest")]
 pub mod reqwest;
+#[cfg(feature = "rusqlite")]
+pub mod rusqlite;
 mod task;
 #[cfg(feature = "tonic")]
 pub mod tonic;

@@ -12,11 +12,15 @@
 //! next await, dropping the upstream call and writing nothing. Without it
 //! (`Mode::WithoutCtxLayer`, the tests' negative control), the task runs to
 //! the end and writes its row for a client that is long gone.
+//!
+//! The row is written through [`ctx_runtime::rusqlite::Connection`]: the
+//! SQLite work runs under the task's context, so a context that ends while
+//! the insert runs interrupts it, and no commit happens after it ends.
 
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -26,7 +30,6 @@ use axum::routing::{get, post};
 use ctx_runtime::http::{ClientDisconnected, CtxLayer};
 use ctx_runtime::reqwest::{RequestBuilderExt, SendError};
 use ctx_runtime::{CancelHandle, Cause, Context, Error, Instant, TaskTracker};
-use rusqlite::Connection;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
@@ -393,7 +396,7 @@ pub async fn start_upstream(answer: Answer, timeline: Timeline) -> io::Result<So
 /// Our service's state: the database, the upstream, and what it runs.
 #[derive(Clone)]
 pub struct App {
-    db: Arc<Mutex<Connection>>,
+    db: ctx_runtime::rusqlite::Connection,
     upstream: String,
     client: reqwest::Client,
     timeline: Timeline,
@@ -451,9 +454,12 @@ impl From<reqwest::Error> for JobError {
     }
 }
 
-impl From<rusqlite::Error> for JobError {
-    fn from(err: rusqlite::Error) -> Self {
-        JobError::Db(err.to_string())
+impl From<ctx_runtime::rusqlite::Error> for JobError {
+    fn from(err: ctx_runtime::rusqlite::Error) -> Self {
+        match err.context_error() {
+            Some(err) => JobError::Ctx(err),
+            None => JobError::Db(err.to_string()),
+        }
     }
 }
 
@@ -461,12 +467,12 @@ impl App {
     /// A service that fetches from the upstream at `upstream`, with an
     /// in-memory SQLite database (a real, embedded one).
     pub fn new(upstream: SocketAddr, timeline: Timeline) -> rusqlite::Result<App> {
-        let db = Connection::open_in_memory()?;
+        let db = rusqlite::Connection::open_in_memory()?;
         db.execute_batch(
             "CREATE TABLE reports (id INTEGER PRIMARY KEY, client TEXT NOT NULL, body TEXT NOT NULL)",
         )?;
         Ok(App {
-            db: Arc::new(Mutex::new(db)),
+            db: ctx_runtime::rusqlite::Connection::new(db),
             upstream: format!("http://{upstream}/data"),
             client: reqwest::Client::new(),
             timeline,
@@ -476,8 +482,10 @@ impl App {
 
     /// The number of rows in the `reports` table.
     pub fn rows(&self) -> i64 {
-        let db = self.db.lock().unwrap_or_else(PoisonError::into_inner);
-        db.query_row("SELECT COUNT(*) FROM reports", [], |row| row.get(0))
+        self.db
+            .call_blocking(&Context::background(), |db| {
+                db.query_row("SELECT COUNT(*) FROM reports", [], |row| row.get(0))
+            })
             .expect("count rows")
     }
 
@@ -499,16 +507,21 @@ impl App {
             .with_state(self.clone())
     }
 
-    /// Writes the row, committing only if `ctx` is still live.
-    fn store(&self, ctx: &Context, who: &str, body: &str) -> Result<(), JobError> {
-        let mut db = self.db.lock().unwrap_or_else(PoisonError::into_inner);
-        let tx = db.transaction()?;
-        tx.execute(
-            "INSERT INTO reports (client, body) VALUES (?1, ?2)",
-            (who, body),
-        )?;
-        ctx.check()?; // the last moment to give up: a cancelled request commits nothing
-        tx.commit()?;
+    /// Writes the row under `ctx`, on the blocking pool: once `ctx` has
+    /// ended, the insert is interrupted and the commit refused, so a
+    /// cancelled request commits nothing.
+    async fn store(&self, ctx: &Context, who: &str, body: &str) -> Result<(), JobError> {
+        let (who, body) = (who.to_owned(), body.to_owned());
+        self.db
+            .call(ctx, move |db| {
+                let tx = db.transaction()?;
+                tx.execute(
+                    "INSERT INTO reports (client, body) VALUES (?1, ?2)",
+                    (&who, &body),
+                )?;
+                tx.commit()
+            })
+            .await?;
         Ok(())
     }
 
@@ -523,7 +536,7 @@ impl App {
                 .send_ctx(&ctx)
                 .await?;
             let body = ctx.run(response.text()).await??;
-            self.store(&ctx, &who, &body)?;
+            self.store(&ctx, &who, &body).await?;
             Ok(body)
         }
         .await;
