@@ -106,9 +106,9 @@ mod value;
 pub mod grpc_timeout;
 #[cfg(feature = "tower")]
 pub mod http;
-pub mod request_timeout;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod request_timeout;
 #[cfg(feature = "reqwest")]
 pub mod reqwest;
 #[cfg(feature = "rusqlite")]

@@ -170,20 +170,26 @@ impl<T> Slab<T> {
 
     /// Calls `f` on every entry, in no particular order.
     pub(crate) fn for_each(&self, mut f: impl FnMut(&T)) {
-        self.head.iter().for_each(&mut f);
-        for page in self.pages.iter().flat_map(|pages| pages.iter().flatten()) {
+        if let Some(value) = &self.head {
+            f(value);
+        }
+        let Some(pages) = &self.pages else { return };
+        for page in pages.iter().flatten() {
             page.slots.iter().flatten().for_each(&mut f);
         }
     }
 
     /// Hands every entry to `f`, emptying the slab and freeing its pages.
     pub(crate) fn drain(&mut self, mut f: impl FnMut(T)) {
-        let Slab { head, pages, .. } = std::mem::take(self);
-        head.into_iter().for_each(&mut f);
-        for page in pages
-            .into_iter()
-            .flat_map(|pages| pages.into_iter().flatten())
-        {
+        self.len = 0;
+        self.hint = 0;
+        if let Some(value) = self.head.take() {
+            f(value);
+        }
+        let Some(pages) = self.pages.take() else {
+            return;
+        };
+        for page in pages.into_iter().flatten() {
             page.slots.into_iter().flatten().for_each(&mut f);
         }
     }

@@ -370,6 +370,10 @@ impl CancelNode {
         // We leave the parent's list ourselves; our descendants leave ours
         // wholesale, with the entries `take` took.
         self.unlink();
+        if taken.is_empty() {
+            // Nothing listed, armed or held: the common leaf.
+            return Some(Panic::default());
+        }
         Some(taken.propagate(decode(state).unwrap_or(Error::Canceled), done))
     }
 
@@ -694,6 +698,7 @@ fn collect_children(entries: &Slab<Entry>, nodes: &mut Vec<Arc<CancelNode>>) {
 pub(crate) struct Panic(Option<Box<dyn Any + Send>>);
 
 impl Panic {
+    #[inline]
     fn catch(&mut self, f: impl FnOnce()) {
         if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
             match self.0 {
@@ -705,7 +710,15 @@ impl Panic {
 
     /// Passes the panic on to the caller, unless this thread is already
     /// unwinding (a second panic would abort the process).
+    #[inline]
     pub(crate) fn resume(self) {
+        if self.0.is_some() {
+            self.resume_slow();
+        }
+    }
+
+    #[cold]
+    fn resume_slow(self) {
         match self.0 {
             Some(payload) if !std::thread::panicking() => resume_unwind(payload),
             _ => self.discard(),

@@ -80,7 +80,9 @@ impl Service<Request<()>> for Answer {
 
     fn call(&mut self, _req: Request<()>) -> Self::Future {
         // A body with something to send: the request lasts until it is sent.
-        std::future::ready(Ok(Response::new(Full::new(bytes::Bytes::from_static(b"done")))))
+        std::future::ready(Ok(Response::new(Full::new(bytes::Bytes::from_static(
+            b"done",
+        )))))
     }
 }
 

@@ -20,8 +20,8 @@ use super::trace::{Outcome, RequestTrace};
 use crate::context::Context;
 use crate::done::DoneOwned;
 use crate::error::{Cause, Error};
-use crate::task::{TaskTracker, TrackerToken};
 use crate::handle::CancelHandle;
+use crate::task::{TaskTracker, TrackerToken};
 
 /// The service made by [`CtxLayer`](super::CtxLayer).
 ///
