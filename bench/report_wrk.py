@@ -39,6 +39,8 @@ class Run:
     p50_us: float | None = None
     p99_us: float | None = None
     problems: list[str] = field(default_factory=list)
+    requests: int | None = None
+    cpu_us: float | None = None  # the server's CPU time per request (µs)
 
 
 def parse_latency(s: str) -> float | None:
@@ -53,6 +55,8 @@ def parse_wrk(text: str, round_: int = 0) -> Run:
     for pct, attr in (("50", "p50_us"), ("99", "p99_us")):
         m = re.search(rf"^\s+{pct}%\s+(\S+)\s*$", text, re.M)
         setattr(run, attr, parse_latency(m.group(1)) if m else None)
+    m = re.search(r"^\s+(\d+) requests in ", text, re.M)
+    run.requests = int(m.group(1)) if m else None
     m = re.search(r"^\s+Non-2xx or 3xx responses:\s+(\d+)", text, re.M)
     if m:
         run.problems.append(f"{m.group(1)} non-2xx responses")
@@ -75,10 +79,25 @@ def read_wrk(raw: Path) -> dict[tuple[str, str], list[Run]]:
         if not m:
             continue
         run = parse_wrk(f.read_text(errors="replace"), int(m.group("round")))
+        cpu = f.with_name(f.name.replace("wrk-", "cpu-", 1))
+        run.cpu_us = cpu_per_request(cpu.read_text() if cpu.exists() else "", run.requests)
         out.setdefault((m.group("handler"), m.group("layer")), []).append(run)
     for runs in out.values():
         runs.sort(key=lambda r: r.round)
     return out
+
+
+def cpu_per_request(text: str, requests: int | None) -> float | None:
+    """`<ticks before> <ticks after> <CLK_TCK>` (the server's utime + stime
+    around the wrk run, from /proc/PID/stat) -> CPU µs per request."""
+    parts = text.split()
+    if len(parts) != 3 or not requests:
+        return None
+    try:
+        before, after, hz = (float(p) for p in parts)
+    except ValueError:
+        return None
+    return (after - before) / hz * 1e6 / requests if hz > 0 else None
 
 
 def med(vals: list[float | None]) -> float | None:
@@ -159,8 +178,8 @@ def section(runs: dict[tuple[str, str], list[Run]], meta: dict[str, str]) -> lis
         " (each round runs both, in the opposite order from the round before), a fresh server per run."
         " Medians over the rounds; the spread is min-max. Ratios are with the layer ÷ without.",
         "",
-        "| handler | layer | requests/s (median) | spread | p50 µs | spread | p99 µs | spread | rounds |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| handler | layer | requests/s (median) | spread | p50 µs | spread | p99 µs | spread | server CPU µs/request | spread | rounds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     problems = []
     for handler, what in HANDLERS.items():
@@ -172,7 +191,8 @@ def section(runs: dict[tuple[str, str], list[Run]], meta: dict[str, str]) -> lis
             lines.append(
                 f"| {handler} | {layer} | {fmt(med([r.rps for r in rs]))} | {spread([r.rps for r in rs])} |"
                 f" {fmt(med([r.p50_us for r in rs]))} | {spread([r.p50_us for r in rs])} |"
-                f" {fmt(med([r.p99_us for r in rs]))} | {spread([r.p99_us for r in rs])} | {len(rs)} |")
+                f" {fmt(med([r.p99_us for r in rs]))} | {spread([r.p99_us for r in rs])} |"
+                f" {fmt2(med([r.cpu_us for r in rs]))} | {spread2([r.cpu_us for r in rs])} | {len(rs)} |")
             for r in rs:
                 problems += [f"{handler}, layer {layer}, round {r.round}: {p}" for p in r.problems]
     lines.append("")
@@ -188,12 +208,30 @@ def section(runs: dict[tuple[str, str], list[Run]], meta: dict[str, str]) -> lis
         lines.append(f"| {v.handler} | {v.metric} | {fmt(v.ctx)}{unit} | {fmt(v.peer)}{unit} |"
                      f" {'' if v.ratio is None else f'{v.ratio:.3f}×'} | {pr} | {describe(v)} | {v.words} |")
     lines.append("")
+    for handler in HANDLERS:
+        on = med([r.cpu_us for r in runs.get((handler, "on"), [])])
+        off = med([r.cpu_us for r in runs.get((handler, "off"), [])])
+        if on is not None and off:
+            lines.append(f"Server CPU time per request, `{handler}`: {fmt2(on)} µs with the layer, {fmt2(off)} µs"
+                         f" without ({on / off:.3f}×, {on - off:+.2f} µs; for information: the server's user + system"
+                         " time from /proc during the wrk run ÷ the requests wrk counted, less moved by the"
+                         " machine's load than requests/s).")
+            lines.append("")
     lines.append("Handlers: " + "; ".join(f"`{h}`: {w}" for h, w in HANDLERS.items()) + ".")
     lines.append("")
     if problems:
         lines.append("wrk reported: " + "; ".join(problems) + ".")
         lines.append("")
     return lines
+
+
+def fmt2(v: float | None) -> str:
+    return "" if v is None else f"{v:.2f}"
+
+
+def spread2(vals: list[float | None]) -> str:
+    vals = [v for v in vals if v is not None]
+    return f"{min(vals):.2f}-{max(vals):.2f}" if vals else ""
 
 
 def fmt(v: float | None) -> str:

@@ -196,6 +196,22 @@ class Wrk(unittest.TestCase):
     def test_parse_real_output(self):
         run = report_wrk.parse_wrk((HERE / "testdata" / "wrk" / "wrk-ready-on-1.txt").read_text(), 1)
         self.assertEqual((run.rps, run.p50_us, run.p99_us, run.problems), (9163.02, 6050.0, 25280.0, []))
+        self.assertEqual(run.requests, 18567)
+
+    def test_server_cpu(self):
+        # 185 ticks of 1/100 s over 18,567 requests.
+        self.assertAlmostEqual(report_wrk.cpu_per_request("1000 1185 100\n", 18567), 1.85e6 / 18567)
+        self.assertIsNone(report_wrk.cpu_per_request("", 18567))
+        self.assertIsNone(report_wrk.cpu_per_request("1 2 100", None))
+        with tempfile.TemporaryDirectory() as tmp:
+            d = Path(tmp, "wrk")
+            d.mkdir()
+            shutil.copy(HERE / "testdata" / "wrk" / "wrk-ready-on-1.txt", d)
+            (d / "cpu-ready-on-1.txt").write_text("1000 1185 100\n")
+            runs = report_wrk.read_wrk(Path(tmp))
+            md = "\n".join(report_wrk.section(runs, {}))
+        self.assertAlmostEqual(runs[("ready", "on")][0].cpu_us, 1.85e6 / 18567)
+        self.assertIn("| ready | on | 9,163 |", md)
 
     def test_units_and_errors(self):
         self.assertEqual(report_wrk.parse_latency("484.00us"), 484.0)

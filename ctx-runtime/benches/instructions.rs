@@ -8,6 +8,7 @@
 //! ```text
 //! instructions list                    # bench<TAB>impl<TAB>n<TAB>divisor<TAB>unit, one line per twin
 //! instructions run <bench> <impl> [n]  # the windows below, for callgrind to count
+//! instructions                         # every twin with n = 1: a smoke test (`cargo test --benches`)
 //! ```
 //!
 //! `run` switches callgrind's instrumentation on only around the ops (and,
@@ -334,6 +335,15 @@ fn main() -> ExitCode {
         // nothing to time here without valgrind.
         args if args.contains(&"--bench") => {
             eprintln!("instructions: counts instructions only under callgrind; {USAGE}");
+            ExitCode::SUCCESS
+        }
+        // `cargo test --benches` runs it with no arguments: every op, once
+        // per window, as a smoke test.
+        [] => {
+            for t in &twins {
+                (t.run)(1);
+            }
+            println!("instructions: {} twins ran", twins.len());
             ExitCode::SUCCESS
         }
         _ => {
