@@ -882,7 +882,7 @@ def main() -> int:
             lines.append(text)
             lines.append("")
 
-    lines += report_wrk.section(wrk_runs, meta)
+    lines += report_wrk.section(wrk_runs, meta, raw)
 
     if notes:
         lines.append("## Other notes")

@@ -140,6 +140,35 @@ class Verdict:
                 f"{target:.4g}", "yes" if self.met else "no"]
 
 
+CG_FILE = re.compile(r"^callgrind-(?P<handler>[a-z_]+)-(?P<layer>on|off)-(?P<secs>\d+)\.out$")
+
+
+def read_instr_per_request(raw: Path) -> dict[tuple[str, str], float]:
+    """{(handler, on|off): instructions per request} from the callgrind runs
+    of the server: (I(long) - I(short)) / (R(long) - R(short))."""
+    d = raw / "wrk"
+    points: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    if not d.is_dir():
+        return {}
+    for f in d.iterdir():
+        m = CG_FILE.match(f.name)
+        if not m:
+            continue
+        total = re.search(r"^totals:\s+(\d+)", f.read_text(errors="replace"), re.M)
+        w = f.with_name(f"cgwrk-{m.group('handler')}-{m.group('layer')}-{m.group('secs')}.txt")
+        reqs = re.search(r"^\s+(\d+) requests in ", w.read_text(errors="replace"), re.M) if w.exists() else None
+        if total and reqs:
+            points.setdefault((m.group("handler"), m.group("layer")), []).append(
+                (int(reqs.group(1)), int(total.group(1))))
+    out = {}
+    for key, pts in points.items():
+        if len(pts) >= 2:
+            (r1, i1), (r2, i2) = min(pts), max(pts)
+            if r2 > r1:
+                out[key] = (i2 - i1) / (r2 - r1)
+    return out
+
+
 def verdicts(runs: dict[tuple[str, str], list[Run]]) -> list[Verdict]:
     out = []
     for handler in HANDLERS:
@@ -165,7 +194,7 @@ def describe(v: Verdict) -> str:
     return f"≥ {MIN_RPS_RATIO}× requests/s" if v.metric == "throughput" else f"{v.metric} ≤ {MAX_LATENCY_RATIO}×"
 
 
-def section(runs: dict[tuple[str, str], list[Run]], meta: dict[str, str]) -> list[str]:
+def section(runs: dict[tuple[str, str], list[Run]], meta: dict[str, str], raw: Path | None = None) -> list[str]:
     """The BENCHMARKS.md section."""
     if not runs:
         return []
@@ -217,6 +246,22 @@ def section(runs: dict[tuple[str, str], list[Run]], meta: dict[str, str]) -> lis
                          " time from /proc during the wrk run ÷ the requests wrk counted, less moved by the"
                          " machine's load than requests/s).")
             lines.append("")
+    ipr = read_instr_per_request(raw) if raw is not None else {}
+    if ipr:
+        lines.append("| handler | instructions per request without the layer | with CtxLayer | ratio | added |")
+        lines.append("|---|---|---|---|---|")
+        for handler in HANDLERS:
+            off, on = ipr.get((handler, "off")), ipr.get((handler, "on"))
+            if off is None or on is None:
+                lines.append(f"| {handler} | {fmt(off) or 'not counted'} | {fmt(on) or 'not counted'} | | |")
+            else:
+                lines.append(f"| {handler} | {fmt(off)} | {fmt(on)} | {on / off:.3f}× | {on - off:+,.0f} |")
+        lines.append("")
+        lines.append("Instructions per request: the server run under `valgrind --tool=callgrind` (all threads),"
+                     " loaded by `wrk -t1 -c8` for 2 s and for 6 s; per request = the difference of the two"
+                     " counts ÷ the difference of the requests wrk counted, so that start-up and shutdown"
+                     " cancel. The load of the machine does not move it; for information.")
+        lines.append("")
     lines.append("Handlers: " + "; ".join(f"`{h}`: {w}" for h, w in HANDLERS.items()) + ".")
     lines.append("")
     if problems:

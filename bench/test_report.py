@@ -241,6 +241,21 @@ class Wrk(unittest.TestCase):
         self.assertFalse(v[("ready", "throughput")].met)  # median 95 / 100
 
 
+class ServerInstructions(unittest.TestCase):
+    def test_per_request(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            d = Path(tmp, "wrk")
+            d.mkdir()
+            real = (HERE / "testdata" / "wrk" / "wrk-ready-on-1.txt").read_text()
+            for layer, secs, reqs, instr in (("off", 2, 1000, 13_000_000), ("off", 6, 4000, 49_000_000),
+                                             ("on", 2, 900, 14_000_000), ("on", 6, 3900, 59_000_000)):
+                (d / f"callgrind-ready-{layer}-{secs}.out").write_text(f"events: Ir\ntotals: {instr}\n")
+                (d / f"cgwrk-ready-{layer}-{secs}.txt").write_text(
+                    real.replace("18567 requests in", f"{reqs} requests in"))
+            got = report_wrk.read_instr_per_request(Path(tmp))
+        self.assertEqual(got, {("ready", "off"): 12_000.0, ("ready", "on"): 15_000.0})
+
+
 class SecondTwin(unittest.TestCase):
     def test_current_thread_twin_gets_gos_figures(self):
         with tempfile.TemporaryDirectory() as tmp:
