@@ -41,6 +41,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import report_instr  # noqa: E402
+import report_wrk  # noqa: E402
+from report_instr import Instr, fmt_instr  # noqa: E402
+
 # ---------------------------------------------------------------------------
 # Implementations and the catalogue of benchmarks and targets.
 
@@ -49,7 +54,7 @@ IMPL_NAMES = {
     "tokio_util": "tokio-util CancellationToken",
     "plain": "plain (no ctx)",
     "abortable": "futures Abortable",
-    "select": "hand-written select! { biased; }",
+    "select": "hand-written select! { biased; } on CancellationToken::cancelled()",
     "run_until_cancelled": "CancellationToken::run_until_cancelled",
     "ctx": "ctx",
 }
@@ -75,9 +80,15 @@ class Comparison:
     # kind: "twin"  = Go twin: ratio <= target and fewer allocations than Go
     #       "ratio" = ratio <= target
     #       "lt"    = ratio < target (strictly faster)
+    #       "bytes" = ctx's B/op <= target x the peer's
+    #       "instr" = instructions (callgrind) ratio <= target, and the
+    #                 wall-clock ratio of the same run <= `wall` (else the
+    #                 wall clock contradicts the instruction count)
     #       "info"  = shown, no target, not in the TSV
+    #       "instr_info" = instruction counts shown, no target, not in the TSV
     kind: str
     target: float | None = None
+    wall: float | None = None  # "instr": the wall-clock bound
     max_ns: float | None = None  # absolute bound on ctx's ns/op
     max_allocs: float | None = None  # absolute bound on ctx's allocs/op
     note: str = ""
@@ -89,7 +100,7 @@ class Bench:
     impls: list[str]
     comparisons: list[Comparison]
     what: str = ""
-
+    go_name: str | None = None  # Go's figures come from this benchmark
     @property
     def family(self) -> str:
         return self.name.split("/", 1)[0]
@@ -107,6 +118,22 @@ def info(peer: str) -> Comparison:
     return Comparison(peer, "info")
 
 
+# How far the wall-clock ratio may be above an instruction target before it
+# contradicts the instruction count, when the issue gives no wall-clock bound
+# of its own (bench/README.md, "Instruction counts").
+WALL_SLACK = 1.10
+
+
+def instr(peer: str, target: float, wall: float | None = None, note: str = "") -> Comparison:
+    """Issue 14: instructions <= target, wall clock <= `wall` (default target x WALL_SLACK)."""
+    return Comparison(peer, "instr", target, wall=wall if wall is not None else round(target * WALL_SLACK, 4),
+                      note=note)
+
+
+def instr_info(peer: str) -> Comparison:
+    return Comparison(peer, "instr_info")
+
+
 def catalogue() -> list[Bench]:
     b: list[Bench] = []
     GT = ["go", "tokio_util", "ctx"]
@@ -115,34 +142,48 @@ def catalogue() -> list[Bench]:
         b.append(Bench(f"WithTimeout/concurrency={c}", ["go", "ctx"], [twin()]))
     for d in (1, 10, 100, 1000):
         for root in ("Background", "OpenCanceler", "ClosedCanceler"):
-            tok = (Comparison("tokio_util", "ratio", 0.7, note="cancel of a tree")
-                   if root == "OpenCanceler" else info("tokio_util"))
-            b.append(Bench(f"CancelTree/depth={d}/Root={root}", GT, [twin(), tok]))
+            tok = ([Comparison("tokio_util", "ratio", 0.7, note="cancel of a tree"), instr_info("tokio_util")]
+                   if root == "OpenCanceler" else [info("tokio_util")])
+            b.append(Bench(f"CancelTree/depth={d}/Root={root}", GT, [twin(), *tok]))
     b.append(Bench("CheckCanceled/Err", GT,
                    [twin(max_ns=1.0), Comparison("tokio_util", "ratio", 0.7, note="is_cancelled")]))
     b.append(Bench("CheckCanceled/Done", GT, [twin(), info("tokio_util")]))
-    b.append(Bench("ContextCancelDone", GT, [twin(), info("tokio_util")]))
+    b.append(Bench("ContextCancelDone", GT, [twin(), info("tokio_util"), instr_info("tokio_util")]))
     for d in (10, 20, 30, 50, 100):
         b.append(Bench(f"DeepValueSameThread/depth={d}", ["go", "ctx"], [twin()]))
     for d in (10, 20, 30, 50, 100):
         b.append(Bench(f"DeepValueNewTask/depth={d}", ["go", "ctx"], [twin()]))
+    for d in (10, 20, 30, 50, 100):
+        b.append(Bench(f"DeepValueNewTaskCurrentThread/depth={d}", ["go", "ctx"], [twin()],
+                       go_name=f"DeepValueNewTask/depth={d}"))
     # Ours (bench/go and their Rust twins).
     b.append(Bench("FanoutCancel/n=1000", GT,
-                   [info("go"), Comparison("tokio_util", "ratio", 0.7, note="fan-out cancel")]))
+                   [info("go"), Comparison("tokio_util", "ratio", 0.7, note="fan-out cancel"),
+                    instr("tokio_util", 0.7, wall=1.0, note="fan-out")]))
     b.append(Bench("FanoutCancel/n=100000", GT,
                    [Comparison("go", "lt", 1.0, note="faster than goroutines"),
                     Comparison("tokio_util", "ratio", 0.7, note="fan-out cancel")]))
-    b.append(Bench("ChildContextLive", GT, [twin(max_allocs=1.0), info("tokio_util")]))
+    b.append(Bench("ChildContextLive", GT, [twin(max_allocs=1.0), info("tokio_util"),
+                                            Comparison("tokio_util", "bytes", 1.0, note="memory per node")]))
     b.append(Bench("DoneWaiter", GT, [twin(), info("tokio_util")]))
     b.append(Bench("WaitingDone", ["tokio_util", "ctx"], [info("tokio_util")]))
     # Rust only.
     b.append(Bench("ChildCreateDrop", ["tokio_util", "ctx"],
-                   [Comparison("tokio_util", "ratio", 0.7, note="child creation+drop")]))
+                   [Comparison("tokio_util", "ratio", 0.7, note="child creation+drop"),
+                    instr("tokio_util", 0.7, wall=1.0, note="create + drop")]))
+    b.append(Bench("CreateCancelDrop", ["tokio_util", "ctx"],
+                   [instr("tokio_util", 0.7, wall=1.0, note="create + cancel + drop")]))
+    b.append(Bench("CancelChildren/n=1000", ["tokio_util", "ctx"],
+                   [instr("tokio_util", 0.7, wall=1.0, note="cancel of 1,000 children")]))
+    b.append(Bench("TimeoutDrop", ["tokio_util", "ctx"],
+                   [instr("tokio_util", 1.0, note="with_timeout vs child_token + sleep")]))
     AW = ["plain", "ctx", "abortable", "select", "run_until_cancelled"]
     b.append(Bench("AwaitOverhead/ready", AW,
                    [Comparison("plain", "ratio", 2.0), info("abortable"),
                     Comparison("select", "ratio", 0.1, note="10x cheaper"),
-                    Comparison("run_until_cancelled", "ratio", 0.1, note="10x cheaper")]))
+                    Comparison("run_until_cancelled", "ratio", 0.1, note="10x cheaper"),
+                    instr("plain", 2.0, note="per await"), instr_info("abortable"),
+                    instr_info("select"), instr_info("run_until_cancelled")]))
     b.append(Bench("AwaitOverhead/yield_now", AW,
                    [Comparison("plain", "ratio", 1.1), info("abortable"),
                     info("select"), info("run_until_cancelled")]))
@@ -157,13 +198,17 @@ FAMILY_TEXT = {
     "CheckCanceled": "Go `BenchmarkCheckCanceled`: per op one check of a cancelled context, `Err()` or a non-blocking `select` on `Done()`.",
     "ContextCancelDone": "Go `BenchmarkContextCancelDone`: parallel (2 threads); per op a non-blocking check of `Done()` on a live context.",
     "DeepValueSameThread": "Go `BenchmarkDeepValueSameGoRoutine`: per op a missing-key lookup through `depth` value layers.",
-    "DeepValueNewTask": "Go `BenchmarkDeepValueNewGoRoutine`: per op start a goroutine (Rust: a task) that does the missing-key lookup, and wait for it. Rust: a task on the 2-worker runtime, spawned and joined from the bench thread, which is not a worker (Go's waiting goroutine is on the scheduler, and its new goroutine usually runs on the same P); the same on a current-thread runtime is listed under \"Other Rust measurements\" as `DeepValueNewTask_current_thread`.",
+    "DeepValueNewTask": "Go `BenchmarkDeepValueNewGoRoutine`: per op start a goroutine (Rust: a task) that does the missing-key lookup, and wait for it. Rust: a task on the 2-worker runtime, spawned and joined from the bench thread, which is not a worker: **this measures tokio's cross-thread spawn and join** (two futex wake-ups) more than ctx. Go's waiting goroutine is on the scheduler, and its new goroutine usually runs on the same P: see `DeepValueNewTaskCurrentThread`.",
+    "DeepValueNewTaskCurrentThread": "The second twin of Go `BenchmarkDeepValueNewGoRoutine` (same Go figures): the task is spawned on a current-thread runtime and joined by `block_on` on the bench thread, so it runs on the thread that waits for it, as Go's new goroutine usually runs on the P of the goroutine that waits. **This measures the spawn, the lookup and the join on one thread.**",
     "FanoutCancel": "bench/go `BenchmarkFanoutCancel`: N waiters (goroutines / tokio tasks on 2 workers), each on its own child of one root; time from `cancel()` of the root to the last waiter finished.",
     "ChildContextLive": "bench/go `BenchmarkChildContextLive`: per op one live child of a common root (kept until the end); allocations and bytes per live child.",
-    "DoneWaiter": "bench/go `BenchmarkDoneWaiter`: per op a child plus a waiter blocked on its Done (goroutine / task awaiting `done()`); memory per waiter.",
-    "ChildCreateDrop": "Rust only: per op create a child of a root and drop it.",
+    "DoneWaiter": "bench/go `BenchmarkDoneWaiter`: per op a child plus a waiter blocked on its Done (goroutine / task awaiting `done()`); memory per waiter. The time includes each waiter reaching its wait: Go stops its timer after every goroutine has reached its receive, and the Rust op includes the task's first poll and registration (the last op of each 1,000-op divan sample waits until all of the sample's tasks have been polled once).",
+    "ChildCreateDrop": "Rust only: per op create a child of a live root and drop it (dropping a `CancelHandle` cancels it).",
+    "CreateCancelDrop": "Rust only: per op create a child of a live root, cancel it, drop it.",
+    "CancelChildren": "Rust only: per op 1,000 children of a fresh root (kept), cancel the root, drop everything (a flat tree; `CancelTree` is a chain).",
+    "TimeoutDrop": "Rust only: per op ctx `with_timeout(1h)` of a live root and its drop, against tokio-util `child_token()` plus a `tokio::time::sleep(1h)` polled once (so that it is on the timer wheel, as ctx's deadline is), both dropped; in the 2-worker runtime.",
     "WaitingDone": "Rust only: per op one more `done()` future (tokio-util: `cancelled()`) polled once and kept waiting on a context that many already wait on; the heap it adds, beyond its own size.",
-    "AwaitOverhead": "Rust only: one call of an async fn doing 1,000 awaits of ready futures or `yield_now()`; ctx = `#[cancellable]`.",
+    "AwaitOverhead": "Rust only: one call of an async fn doing 1,000 awaits of ready futures or `yield_now()`; ctx = `#[cancellable]`; `select!` races tokio-util's `cancelled()`. ns/op is per call (1,000 awaits); instructions are per await.",
     "CompileCost": "Rust only: build time of a crate of 200 `#[cancellable]` fns (ctx) vs the same fns without the attribute (plain).",
 }
 
@@ -403,8 +448,13 @@ def fmt_ratio(r: float | None) -> str:
 
 def describe_target(c: Comparison) -> str:
     peer = IMPL_NAMES[c.peer]
-    if c.kind == "info":
+    if c.kind in ("info", "instr_info"):
         return "none (for information)"
+    if c.kind == "instr":
+        return (f"instructions ≤ {c.target:g}×" + (f" ({c.note})" if c.note else "")
+                + f", wall clock ≤ {c.wall:g}×")
+    if c.kind == "bytes":
+        return f"B/op ≤ {c.target:g}× ({c.note or 'memory'})"
     parts = []
     if c.kind == "lt":
         parts.append(f"< {c.target:g}× ({c.note or 'faster than ' + peer})")
@@ -422,13 +472,40 @@ def describe_target(c: Comparison) -> str:
     return ", ".join(parts)
 
 
-def judge(c: Comparison, ctx: Measure | None, peer: Measure | None) -> tuple[float | None, bool | None, str]:
-    """-> (ratio, met, met in plain words); met None for information rows."""
+def instr_ratio(ci: Instr | None, pi: Instr | None) -> float | None:
+    return ci.per_op / pi.per_op if ci and pi and pi.per_op else None
+
+
+def judge(c: Comparison, ctx: Measure | None, peer: Measure | None,
+          ci: Instr | None = None, pi: Instr | None = None) -> tuple[float | None, bool | None, str]:
+    """-> (ratio, met, met in plain words); met None for information rows.
+    The ratio is the wall-clock one (B/op for "bytes"); instruction rows
+    use `ci` and `pi`, ctx's and the peer's instructions per op."""
     peer_name = IMPL_NAMES[c.peer]
     no_ctx = ctx is None or ctx.ns is None
     no_peer = peer is None or peer.ns is None
-    if c.kind == "info":
-        return (None if no_ctx or no_peer else ctx.ns / peer.ns if peer.ns else None), None, "no target"
+    wall = None if no_ctx or no_peer or not peer.ns else ctx.ns / peer.ns
+    if c.kind in ("info", "instr_info"):
+        return wall, None, "no target"
+    if c.kind == "instr":
+        ir = instr_ratio(ci, pi)
+        if ir is None:
+            return wall, False, "no: instructions not counted (run bench/compare without --skip-instr)"
+        if ir > c.target:
+            return wall, False, f"no: ctx runs {ir:.3g}× the instructions of {peer_name}, target ≤ {c.target:g}×"
+        if wall is None:
+            return wall, False, f"no: {ir:.3g}× in instructions, but no wall-clock ratio to check it against"
+        if wall > c.wall:
+            return wall, False, (f"no: {ir:.3g}× in instructions, but the wall clock contradicts it:"
+                                 f" {wall:.3g}× > {c.wall:g}×")
+        return wall, True, "yes"
+    if c.kind == "bytes":
+        if ctx is None or peer is None or ctx.bytes is None or peer.bytes is None or not peer.bytes:
+            return None, False, "no: bytes per op not measured"
+        r = ctx.bytes / peer.bytes
+        if r > c.target:
+            return r, False, f"no: ctx uses {fmt_num(ctx.bytes)} B/op, {peer_name} {fmt_num(peer.bytes)} ({r:.3g}×)"
+        return r, True, "yes"
     if no_ctx and no_peer:
         return None, False, f"no: neither ctx nor {peer_name} measured yet"
     if no_ctx:
@@ -527,6 +604,49 @@ def cargo_lock_version(root: Path, name: str) -> str:
 # ---------------------------------------------------------------------------
 
 
+def instr_section(benches: list[Bench], results, instrs: dict[str, dict[str, Instr]],
+                  problems: list[str], meta: dict[str, str]) -> list[str]:
+    """The table of instruction counts, every pair with its wall-clock ratio."""
+    if not instrs and not problems:
+        return []
+    lines = [
+        "## Instruction counts (callgrind)",
+        "",
+        "Instructions per op counted by `valgrind --tool=callgrind` (all threads), per op ="
+        " (I(2n) − I(n)) ÷ n, twice (*estimates*); per await for AwaitOverhead. The same code as the"
+        " wall-clock twins (`ctx-runtime/benches/common/`), so each instruction ratio stands beside the"
+        " wall-clock ratio of the same run. An instruction target is met only when the wall-clock ratio"
+        f" does not contradict it: it must be at most the issue's wall-clock bound, or {WALL_SLACK:g}× the"
+        " instruction target where the issue gives none (bench/README.md).",
+        "",
+        "| benchmark | ctx instr/op | against | its instr/op | instructions | wall clock | target | met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for b in benches:
+        gi = instrs.get(b.name, {})
+        if not gi:
+            continue
+        for c, ratio, met, words in results[b.name]:
+            if c.kind not in ("instr", "instr_info"):
+                continue
+            ci, pi = gi.get("ctx"), gi.get(c.peer)
+            ir = instr_ratio(ci, pi)
+
+            def est(i: Instr | None) -> str:
+                if i is None:
+                    return "not counted"
+                a, z = i.estimates
+                return fmt_instr(i) + ("" if a == z else f" ({a:,.1f} / {z:,.1f})")
+
+            lines.append(f"| {b.name} | {est(ci)} | {IMPL_NAMES[c.peer]} | {est(pi)} | {fmt_ratio(ir) or '—'} |"
+                         f" {fmt_ratio(ratio) or '—'} | {describe_target(c)} | {words} |")
+    lines.append("")
+    if problems:
+        lines.append("Not counted: " + "; ".join(problems) + ".")
+        lines.append("")
+    return lines
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--raw", required=True, type=Path, help="directory of raw outputs")
@@ -552,7 +672,13 @@ def main() -> int:
                 go_extra[name] = m.extra
 
     benches = catalogue()
+    # A second Rust twin of one Go benchmark gets Go's figures too.
+    for b in benches:
+        if b.go_name and "go" in measured.get(b.go_name, {}):
+            measured.setdefault(b.name, {})["go"] = measured[b.go_name]["go"]
     by_loose = {loose_key(b.name): b for b in benches}
+    instrs, instr_problems = report_instr.read_instr(raw)
+    wrk_runs = report_wrk.read_wrk(raw)
     notes: dict[str, list[str]] = {}
     for f in sorted(raw.glob("rust-*.txt")) + sorted(raw.glob("extra-*.tsv")):
         for fam, text in parse_notes(f.read_text(errors="replace")):
@@ -601,19 +727,31 @@ def main() -> int:
     results: dict[str, list[tuple[Comparison, float | None, bool | None, str]]] = {}
     for b in benches:
         got = measured.get(b.name, {})
+        gi = instrs.get(b.name, {})
         for c in b.comparisons:
-            ratio, met, words = judge(c, got.get("ctx"), got.get(c.peer))
+            ratio, met, words = judge(c, got.get("ctx"), got.get(c.peer), gi.get("ctx"), gi.get(c.peer))
             results.setdefault(b.name, []).append((c, ratio, met, words))
-            if c.kind == "info":
+            if c.kind in ("info", "instr_info"):
                 continue
-            ctx_ns = got.get("ctx").ns if got.get("ctx") else None
-            peer_ns = got.get(c.peer).ns if got.get(c.peer) else None
-            tsv_rows.append([b.name, c.peer.replace("_", "-"), tsv_num(ctx_ns), tsv_num(peer_ns),
+            cm, pm = got.get("ctx"), got.get(c.peer)
+            if c.kind == "bytes":
+                ctx_v, peer_v = (cm.bytes if cm else None), (pm.bytes if pm else None)
+            else:
+                ctx_v, peer_v = (cm.ns if cm else None), (pm.ns if pm else None)
+            ci, pi = gi.get("ctx"), gi.get(c.peer)
+            ir = instr_ratio(ci, pi)
+            tsv_rows.append([b.name, c.peer.replace("_", "-"), tsv_num(ctx_v), tsv_num(peer_v),
                              "NA" if ratio is None else f"{ratio:.4f}",
-                             f"{c.target:g}", "yes" if met else "no"])
+                             f"{c.wall if c.kind == 'instr' else c.target:g}", "yes" if met else "no",
+                             tsv_num(ci.per_op if ci else None), tsv_num(pi.per_op if pi else None),
+                             "NA" if ir is None else f"{ir:.4f}",
+                             f"{c.target:g}" if c.kind == "instr" else "NA"])
+    wrk_verdicts = report_wrk.verdicts(wrk_runs) if wrk_runs or meta.get("wrk") == "expected" else []
+    for v in wrk_verdicts:
+        tsv_rows.append(v.tsv + ["NA", "NA", "NA", "NA"])
 
     n_targets = len(tsv_rows)
-    n_met = sum(1 for r in tsv_rows if r[-1] == "yes")
+    n_met = sum(1 for r in tsv_rows if r[6] == "yes")
     n_unmeasured = sum(1 for r in tsv_rows if r[2] == "NA")
 
     # ---- BENCHMARKS.md
@@ -633,6 +771,8 @@ def main() -> int:
         + (f", {meta['elapsed']} s" if meta.get("elapsed") else "")
         + (f", of which {meta['rust_build_s']} s the release build of the Rust benches"
            if meta.get("rust_build_s") else "")
+        + (f", {meta['divan_s']} s the divan benches" if meta.get("divan_s") else "")
+        + (f", {meta['wrk_s']} s the wrk step" if meta.get("wrk_s") else "")
         + (f" and {meta['compile_cost_s']} s bench/compile-cost" if meta.get("compile_cost_s") else "")
         + ")",
         *([f"- **Code:** commit {meta['git']}"] if meta.get("git") else []),
@@ -643,6 +783,8 @@ def main() -> int:
         f" tokio-util {cargo_lock_version(args.root, 'tokio-util') or '(not in Cargo.lock yet)'};"
         f" Rust ns/op = divan {args.rust_stat}, allocs and bytes = divan AllocProfiler mean"
         + (f"; divan flags {meta['divan_flags']}" if meta.get("divan_flags") else ""),
+        *([f"- **Instructions:** {meta['instr']}"] if meta.get("instr") else []),
+        *([f"- **wrk:** {meta['wrk_line']}"] if meta.get("wrk_line") else []),
         "",
         "ns/op is time per operation; B/op and allocs/op are heap bytes and allocations per operation",
         "(Go: `-benchmem`; Rust: divan's `AllocProfiler`). *ctx ÷ this* is ctx's ns/op divided by that",
@@ -663,15 +805,24 @@ def main() -> int:
 
     lines.append("## Summary of targets")
     lines.append("")
-    lines.append("| benchmark | against | ctx ÷ peer | target | met |")
-    lines.append("|---|---|---|---|---|")
-    for b in benches:
-        for c, ratio, met, words in results[b.name]:
-            if c.kind == "info":
-                continue
-            lines.append(f"| {b.name} | {IMPL_NAMES[c.peer]} | {fmt_ratio(ratio) or '—'} |"
-                         f" {describe_target(c)} | {words} |")
+    lines.append("*ctx ÷ peer* is the wall-clock ratio (B/op for a memory target); *instructions* is the"
+                 " ratio of callgrind's instruction counts per op, where the target is on instructions.")
     lines.append("")
+    lines.append("| benchmark | against | ctx ÷ peer | instructions | target | met |")
+    lines.append("|---|---|---|---|---|---|")
+    for b in benches:
+        gi = instrs.get(b.name, {})
+        for c, ratio, met, words in results[b.name]:
+            if c.kind in ("info", "instr_info"):
+                continue
+            ir = instr_ratio(gi.get("ctx"), gi.get(c.peer)) if c.kind == "instr" else None
+            lines.append(f"| {b.name} | {IMPL_NAMES[c.peer]} | {fmt_ratio(ratio) or '—'} |"
+                         f" {fmt_ratio(ir)} | {describe_target(c)} | {words} |")
+    for v in wrk_verdicts:
+        lines.append(f"| CtxLayer (wrk)/handler={v.handler}/{v.metric} | without the layer |"
+                     f" {'' if v.ratio is None else f'{v.ratio:.3g}×'} |  | {report_wrk.describe(v)} | {v.words} |")
+    lines.append("")
+    lines += instr_section(benches, results, instrs, instr_problems, meta)
 
     families: dict[str, list[Bench]] = {}
     for b in benches:
@@ -682,12 +833,18 @@ def main() -> int:
         if fam in FAMILY_TEXT:
             lines.append(FAMILY_TEXT[fam])
             lines.append("")
-        lines.append("| case | implementation | ns/op | B/op | allocs/op | ctx ÷ this | target | met |")
-        lines.append("|---|---|---|---|---|---|---|---|")
+        has_instr = any(b.name in instrs for b in members)
+        lines.append("| case | implementation | ns/op | B/op | allocs/op |" + (" instr/op |" if has_instr else "")
+                     + " ctx ÷ this | target | met |")
+        lines.append("|---|---|---|---|---|" + ("---|" if has_instr else "") + "---|---|---|")
         extras = []
         for b in members:
             got = measured.get(b.name, {})
-            comps = {c.peer: (c, ratio, met, words) for c, ratio, met, words in results[b.name]}
+            gi = instrs.get(b.name, {})
+            comps: dict[str, list] = {}
+            for c, ratio, met, words in results[b.name]:
+                if c.kind != "instr_info":
+                    comps.setdefault(c.peer, []).append((c, ratio, met, words))
             first = True
             for impl in sorted(b.impls, key=IMPL_ORDER.index):
                 m = got.get(impl)
@@ -697,12 +854,23 @@ def main() -> int:
                     cells = ["not measured" if impl == "go" else "not yet measured", "", ""]
                 else:
                     cells = [fmt_num(m.ns), fmt_num(m.bytes), fmt_num(m.allocs)]
-                if impl in comps:
-                    c, ratio, met, words = comps[impl]
-                    cells += [fmt_ratio(ratio) or "—", describe_target(c), words]
-                else:
-                    cells += ["", "", ""]
-                lines.append(f"| {case} | {IMPL_NAMES[impl]} | " + " | ".join(cells) + " |")
+                if has_instr:
+                    cells.append(fmt_instr(gi.get(impl)))
+                rows = comps.get(impl) or [None]
+                for k, comp in enumerate(rows):
+                    if comp is None:
+                        more = ["", "", ""]
+                    else:
+                        c, ratio, met, words = comp
+                        if c.kind == "instr":
+                            ir = instr_ratio(gi.get("ctx"), gi.get(impl))
+                            shown = f"{fmt_ratio(ir) or '—'} instr, {fmt_ratio(ratio) or '—'} wall"
+                        else:
+                            shown = fmt_ratio(ratio) or "—"
+                        more = [shown, describe_target(c), words]
+                    head = [case if k == 0 else "", IMPL_NAMES[impl] if k == 0 else ""]
+                    body = cells if k == 0 else [""] * len(cells)
+                    lines.append("| " + " | ".join(head + body + more) + " |")
                 if m is not None and m.extra:
                     extras.append(f"{b.name}, {IMPL_NAMES[impl]}: " + ", ".join(
                         f"{fmt_num(v)} {u}" for u, v in sorted(m.extra.items())))
@@ -713,6 +881,8 @@ def main() -> int:
         for text in notes.pop(fam, []):
             lines.append(text)
             lines.append("")
+
+    lines += report_wrk.section(wrk_runs, meta, raw)
 
     if notes:
         lines.append("## Other notes")
@@ -745,7 +915,8 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "BENCHMARKS.md").write_text("\n".join(lines))
     with open(args.out / "bench-results.tsv", "w") as f:
-        f.write("benchmark\tpeer\tctx_ns\tpeer_ns\tratio\ttarget_ratio\tmet\n")
+        f.write("benchmark\tpeer\tctx_ns\tpeer_ns\tratio\ttarget_ratio\tmet"
+                "\tctx_instr\tpeer_instr\tinstr_ratio\tinstr_target\n")
         for r in tsv_rows:
             f.write("\t".join(r) + "\n")
     print(f"report: {n_met}/{n_targets} targets met, {n_unmeasured} not yet measured; "

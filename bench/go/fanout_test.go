@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -16,11 +17,24 @@ func settle() {
 	time.Sleep(2 * time.Millisecond)
 }
 
+// settleAll waits, with the timer stopped, until all n goroutines have
+// counted themselves in `started` (each does so right before its receive),
+// then gives them 2 ms to park: what the Rust twin does with its tasks
+// (common/ops.rs, Group::settle).
+func settleAll(started *atomic.Int64, n int) {
+	for started.Load() < int64(n) {
+		time.Sleep(100 * time.Microsecond)
+	}
+	settle()
+}
+
 // BenchmarkFanoutCancel: N goroutines, each owning one child of a common root
 // (child, cancelChild := WithCancel(root)) and blocked on `<-child.Done()`;
 // one op is the time from cancel() of the root to the last goroutine having
 // finished (sync.WaitGroup.Wait returning). Setup (contexts, goroutines,
-// parking) is outside the timer. Also reports ns/task = ns/op / N.
+// parking) is outside the timer: every goroutine has counted itself in
+// right before its receive, then 2 ms to park, as the Rust side waits for
+// every task. Also reports ns/task = ns/op / N.
 //
 // The Rust twin: N tokio tasks on a multi-thread runtime with 2 workers, each
 // owning a child context and awaiting ctx.done(); same start and stop points.
@@ -34,6 +48,7 @@ func BenchmarkFanoutCancel(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				root, cancel := context.WithCancel(context.Background())
 				var wg sync.WaitGroup
+				var started atomic.Int64
 				wg.Add(n)
 				for j := 0; j < n; j++ {
 					child, cancelChild := context.WithCancel(root)
@@ -41,10 +56,11 @@ func BenchmarkFanoutCancel(b *testing.B) {
 					go func() {
 						defer wg.Done()
 						defer cancelChild() // releases the child, as dropping it does in Rust
+						started.Add(1)
 						<-done
 					}()
 				}
-				settle()
+				settleAll(&started, n)
 				start := time.Now()
 				b.StartTimer()
 				cancel()

@@ -5,27 +5,31 @@
 //! - `plain`: the fn without any cancellation (the baseline);
 //! - `ctx`: the same fn under `#[ctx_runtime::cancellable]`;
 //! - `select`: every await written by hand as
-//!   `tokio::select! { biased; _ = ctx.done() => return Err(..), v = fut => v }`;
+//!   `tokio::select! { biased; _ = token.cancelled() => return Err(..), v = fut => v }`
+//!   on tokio-util's `CancellationToken` (what a tokio-util user writes
+//!   instead of `#[cancellable]`);
 //! - `run_until_cancelled`: every await as `token.run_until_cancelled(fut)`
 //!   (tokio-util's `CancellationToken`);
 //! - `abortable`: the plain fn wrapped once in `futures::future::Abortable`,
 //!   the lower bound for a wrapped call (it checks once per poll of the
 //!   whole fn, and cannot stop the fn between two ready awaits).
 //!
-//! The bodies are the same token for token (one macro writes them all); only
-//! the await differs. `ready` futures complete in one poll, so those calls
+//! The bodies are the same token for token (one macro in
+//! `common/await_fns.rs` writes them all, for this bench and for the
+//! `instructions` harness); only the await differs. `ready` futures complete in one poll, so those calls
 //! are polled once inside the runtime's context with a no-op waker (a
 //! `block_on` would add the same ~100 ns of harness time to every version;
 //! it is measured apart as `harness_block_on`). `yield_now` needs the
 //! scheduler: those calls run under `block_on` of a current-thread runtime.
 
+#[path = "common/await_fns.rs"]
+mod await_fns;
+use await_fns::*;
+
 use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
-use std::sync::LazyLock;
-use std::task::{Context as TaskContext, Poll, Waker};
 
-use ctx_runtime::{CancelHandle, Context, Error};
+use ctx_runtime::{Context, Error};
 use divan::Bencher;
 use tokio_util::sync::CancellationToken;
 
@@ -34,101 +38,6 @@ static ALLOC: divan::AllocProfiler = divan::AllocProfiler::system();
 
 fn main() {
     divan::main();
-}
-
-const AWAITS: u64 = 1_000;
-
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RT: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("tokio runtime")
-    });
-    &RT
-}
-
-/// A live context (and a live token) that the calls watch.
-fn live() -> &'static (Context, CancelHandle, CancellationToken) {
-    static LIVE: LazyLock<(Context, CancelHandle, CancellationToken)> = LazyLock::new(|| {
-        let (ctx, cancel) = Context::background().with_cancel();
-        (ctx, cancel, CancellationToken::new())
-    });
-    &LIVE
-}
-
-/// One version of the fn: the body is written out here, inside the fn that
-/// the attribute sees (`#[cancellable]` does not look inside a macro call in
-/// the body), and only `$wait`, how the future `$f` is awaited, differs.
-macro_rules! define {
-    ($(#[$attr:meta])* fn $name:ident($($params:tt)*), ready, |$f:ident| $wait:expr) => {
-        $(#[$attr])*
-        async fn $name($($params)*) -> Result<u64, Error> {
-            let mut sum = 0u64;
-            for i in 0..AWAITS {
-                let $f = std::future::ready(black_box(i));
-                let v: u64 = $wait;
-                sum = sum.wrapping_add(v);
-            }
-            Ok(black_box(sum))
-        }
-    };
-    ($(#[$attr:meta])* fn $name:ident($($params:tt)*), yield_now, |$f:ident| $wait:expr) => {
-        $(#[$attr])*
-        async fn $name($($params)*) -> Result<u64, Error> {
-            let mut sum = 0u64;
-            for i in 0..AWAITS {
-                let $f = tokio::task::yield_now();
-                let () = $wait;
-                sum = sum.wrapping_add(black_box(i));
-            }
-            Ok(black_box(sum))
-        }
-    };
-}
-
-macro_rules! versions {
-    ($kind:ident, $plain:ident, $cancellable:ident, $select:ident, $until:ident) => {
-        define!(#[allow(unused_variables)] fn $plain(ctx: &Context), $kind, |fut| fut.await);
-        define!(#[ctx_runtime::cancellable] fn $cancellable(ctx: &Context), $kind, |fut| fut.await);
-        define!(fn $select(ctx: &Context), $kind, |fut| tokio::select! {
-            biased;
-            _ = ctx.done() => return Err(ctx.err().unwrap_or(Error::Canceled)),
-            v = fut => v,
-        });
-        define!(
-            #[allow(unused_variables)]
-            fn $until(ctx: &Context, token: &CancellationToken),
-            $kind,
-            |fut| match token.run_until_cancelled(fut).await {
-                Some(v) => v,
-                None => return Err(Error::Canceled),
-            }
-        );
-    };
-}
-
-versions!(ready, ready_plain, ready_ctx, ready_select, ready_until);
-versions!(yield_now, yield_plain, yield_ctx, yield_select, yield_until);
-
-async fn abortable<F: Future<Output = Result<u64, Error>>>(fut: F) -> Result<u64, Error> {
-    let (_handle, registration) = futures::future::AbortHandle::new_pair();
-    match futures::future::Abortable::new(fut, registration).await {
-        Ok(result) => result,
-        Err(futures::future::Aborted) => Err(Error::Canceled),
-    }
-}
-
-/// Polls a call that never suspends exactly once, inside the runtime.
-#[inline(always)]
-fn run_ready<F: Future<Output = Result<u64, Error>>>(fut: F) -> u64 {
-    let _rt = runtime().enter();
-    let fut = pin!(fut);
-    let mut cx = TaskContext::from_waker(Waker::noop());
-    match fut.poll(&mut cx) {
-        Poll::Ready(Ok(v)) => v,
-        other => panic!("a call of ready awaits suspended or failed: {other:?}"),
-    }
 }
 
 fn run_blocking<F: Future<Output = Result<u64, Error>>>(fut: F) -> u64 {
@@ -187,20 +96,20 @@ mod await_overhead {
 
         #[divan::bench]
         fn select(b: Bencher) {
-            let ctx = &live().0;
-            b.bench(|| run_ready(ready_select(black_box(ctx))));
+            let token = &live().2;
+            b.bench(|| run_ready(ready_select(black_box(token))));
         }
 
         #[divan::bench]
         fn run_until_cancelled(b: Bencher) {
-            let (ctx, _, token) = live();
-            b.bench(|| run_ready(ready_until(black_box(ctx), black_box(token))));
+            let token = &live().2;
+            b.bench(|| run_ready(ready_until(black_box(token))));
         }
 
         #[divan::bench]
         fn abortable(b: Bencher) {
             let ctx = &live().0;
-            b.bench(|| run_ready(super::super::abortable(ready_plain(black_box(ctx)))));
+            b.bench(|| run_ready(await_fns::abortable(ready_plain(black_box(ctx)))));
         }
     }
 
@@ -222,20 +131,20 @@ mod await_overhead {
 
         #[divan::bench]
         fn select(b: Bencher) {
-            let ctx = &live().0;
-            b.bench(|| run_blocking(yield_select(black_box(ctx))));
+            let token = &live().2;
+            b.bench(|| run_blocking(yield_select(black_box(token))));
         }
 
         #[divan::bench]
         fn run_until_cancelled(b: Bencher) {
-            let (ctx, _, token) = live();
-            b.bench(|| run_blocking(yield_until(black_box(ctx), black_box(token))));
+            let token = &live().2;
+            b.bench(|| run_blocking(yield_until(black_box(token))));
         }
 
         #[divan::bench]
         fn abortable(b: Bencher) {
             let ctx = &live().0;
-            b.bench(|| run_blocking(super::super::abortable(yield_plain(black_box(ctx)))));
+            b.bench(|| run_blocking(await_fns::abortable(yield_plain(black_box(ctx)))));
         }
     }
 
@@ -273,18 +182,18 @@ mod await_overhead {
 
         #[divan::bench]
         fn select(b: Bencher) {
-            b.bench(|| in_task(|ctx, _| async move { yield_select(&ctx).await }));
+            b.bench(|| in_task(|_, token| async move { yield_select(&token).await }));
         }
 
         #[divan::bench]
         fn run_until_cancelled(b: Bencher) {
-            b.bench(|| in_task(|ctx, token| async move { yield_until(&ctx, &token).await }));
+            b.bench(|| in_task(|_, token| async move { yield_until(&token).await }));
         }
 
         #[divan::bench]
         fn abortable(b: Bencher) {
             b.bench(|| {
-                in_task(|ctx, _| async move { super::super::abortable(yield_plain(&ctx)).await })
+                in_task(|ctx, _| async move { await_fns::abortable(yield_plain(&ctx)).await })
             });
         }
     }

@@ -19,13 +19,11 @@
 //!   bench fn or in divan's `with_inputs`, outside the timer and the counts.
 
 mod common;
+use common::ops::{HOUR, poll_once};
 use common::runtime;
-use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
 use std::sync::LazyLock;
-use std::task::{Context as TaskContext, Poll, Waker};
-use std::time::Duration;
 
 use divan::Bencher;
 
@@ -39,7 +37,6 @@ fn main() {
 const DEPTHS: [usize; 4] = [1, 10, 100, 1000];
 const VALUE_DEPTHS: [usize; 5] = [10, 20, 30, 50, 100];
 const CONCURRENCY: [usize; 3] = [40, 4000, 400_000];
-const HOUR: Duration = Duration::from_secs(3600);
 
 /// Go's `for i := 0; i < 100; i++ { x /= x + 1 }`, as Go 1.23 compiles it:
 /// `x` starts at 0 and stays 0, and Go's constant propagation (SCCP) proves
@@ -56,14 +53,6 @@ fn go_folded_division_loop() {
             std::arch::asm!("/* {0} */", in(reg) i, options(nomem, nostack, preserves_flags))
         };
     }
-}
-
-/// Polls `fut` once with a no-op waker: what one pass of a `select!` with a
-/// `default` arm does (Go's `select { case <-ctx.Done(): default: }`).
-#[inline(always)]
-fn poll_once<F: Future>(fut: std::pin::Pin<&mut F>) -> bool {
-    let mut cx = TaskContext::from_waker(Waker::noop());
-    matches!(fut.poll(&mut cx), Poll::Ready(_))
 }
 
 /// Go: `WithValue(Background(), "key", "value")`.
@@ -141,19 +130,10 @@ mod ctx {
         drop(live);
     }
 
-    /// Go's `buildContextTree`: `depth` times `root, _ = WithCancel(root)`.
-    /// Go throws the cancel funcs away (its GC frees the chain later); a
-    /// dropped `CancelHandle` would cancel at once, so the handles are kept
-    /// in `handles` (reserved outside the timer) until the caller drops them.
-    #[inline(always)]
-    fn build_tree(mut root: Context, depth: usize, handles: &mut Vec<CancelHandle>) -> Context {
-        for _ in 0..depth {
-            let (child, cancel) = root.with_cancel();
-            handles.push(cancel);
-            root = child;
-        }
-        root
-    }
+    /// Go's `buildContextTree`, in `common/ops.rs` (shared with the
+    /// `instructions` harness): the handles are kept in a Vec reserved
+    /// outside the timer, and dropped (cancelling) inside it.
+    use common::ops::ctx::build_tree;
 
     #[divan::bench_group(name = "CancelTree")]
     mod cancel_tree {
@@ -174,11 +154,7 @@ mod ctx {
         fn open_canceler(b: Bencher, depth: usize) {
             b.with_inputs(|| Vec::with_capacity(depth))
                 .bench_local_values(|mut handles: Vec<CancelHandle>| {
-                    let (ctx, cancel) = Context::background().with_cancel();
-                    let leaf = build_tree(ctx, depth, &mut handles);
-                    cancel.cancel();
-                    drop((leaf, cancel));
-                    handles.clear();
+                    common::ops::ctx::cancel_tree_open(depth, &mut handles);
                     handles
                 });
         }
@@ -235,10 +211,7 @@ mod ctx {
     #[divan::bench(name = "ContextCancelDone", threads = 2, sample_size = 256)]
     fn context_cancel_done(b: Bencher) {
         let ctx = &LIVE.0;
-        b.bench(|| {
-            let done = pin!(black_box(ctx).done());
-            poll_once(done)
-        });
+        b.bench(|| common::ops::ctx::cancel_done_poll(ctx));
     }
 
     /// Not the twin (listed under "Other", per-thread time, 1 thread): the
@@ -257,7 +230,8 @@ mod ctx {
 
     /// Go: `wg.Add(1); go func() { defer wg.Done(); ctx.Value(-1) }(); wg.Wait()`.
     /// A task on the 2-worker runtime, spawned and awaited from the bench
-    /// thread (which is not one of the workers).
+    /// thread (which is not one of the workers): this measures tokio's
+    /// cross-thread spawn and join (two futex wake-ups) more than ctx.
     #[divan::bench(name = "DeepValueNewTask", args = VALUE_DEPTHS, sample_size = 8)]
     fn deep_value_new_task(b: Bencher, depth: usize) {
         let ctx = value_chain(depth);
@@ -271,10 +245,12 @@ mod ctx {
         });
     }
 
-    /// Not the twin (shown under "Other"): the same on a current-thread
-    /// runtime, where the task runs on the bench thread, as Go's new
-    /// goroutine runs on the P of the goroutine that waits for it.
-    #[divan::bench(name = "DeepValueNewTask_current_thread", args = VALUE_DEPTHS, sample_size = 32)]
+    /// The second twin of `DeepValueNewGoRoutine`: the same on a
+    /// current-thread runtime, where the task runs on the bench thread, as
+    /// Go's new goroutine usually runs on the P of the goroutine that waits
+    /// for it. This one measures the spawn, the lookup and the join on one
+    /// thread; `DeepValueNewTask` measures tokio's cross-thread wake-ups.
+    #[divan::bench(name = "DeepValueNewTaskCurrentThread", args = VALUE_DEPTHS, sample_size = 32)]
     fn deep_value_new_task_current_thread(b: Bencher, depth: usize) {
         let ctx = value_chain(depth);
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -328,17 +304,7 @@ mod tokio_util_token {
         });
     }
 
-    /// `depth` child tokens under `root`; the tokens are kept in `tokens`.
-    #[inline(always)]
-    fn build_tree(root: &CancellationToken, depth: usize, tokens: &mut Vec<CancellationToken>) {
-        let mut parent = root.clone();
-        for _ in 0..depth {
-            let child = parent.child_token();
-            tokens.push(parent);
-            parent = child;
-        }
-        tokens.push(parent);
-    }
+    use common::ops::token::build_tree;
 
     #[divan::bench_group(name = "CancelTree")]
     mod cancel_tree {
@@ -362,11 +328,7 @@ mod tokio_util_token {
         fn open_canceler(b: Bencher, depth: usize) {
             b.with_inputs(|| Vec::with_capacity(depth + 1))
                 .bench_local_values(|mut tokens: Vec<CancellationToken>| {
-                    let root = CancellationToken::new();
-                    build_tree(&root, depth, &mut tokens);
-                    root.cancel();
-                    drop(root);
-                    tokens.clear();
+                    common::ops::token::cancel_tree_open(depth, &mut tokens);
                     tokens
                 });
         }
@@ -416,10 +378,7 @@ mod tokio_util_token {
     #[divan::bench(name = "ContextCancelDone", threads = 2, sample_size = 256)]
     fn context_cancel_done(b: Bencher) {
         let token = &*LIVE;
-        b.bench(|| {
-            let done = pin!(black_box(token).cancelled());
-            poll_once(done)
-        });
+        b.bench(|| common::ops::token::cancel_done_poll(token));
     }
 
     #[divan::bench(name = "ContextCancelDone_is_cancelled")]

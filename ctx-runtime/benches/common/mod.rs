@@ -13,3 +13,7 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
     });
     &RT
 }
+
+/// The ops of the twins against tokio-util (each binary uses a part).
+#[allow(dead_code)]
+pub mod ops;
