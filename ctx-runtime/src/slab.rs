@@ -43,20 +43,24 @@ impl<T> Page<T> {
     }
 }
 
-/// The pages after the head: a freed page is `None` until reused.
-type PageTable<T> = Vec<Option<Box<Page<T>>>>;
+/// The entries after the head: pages, a freed one `None` until reused.
+struct Pages<T> {
+    table: Vec<Option<Box<Page<T>>>>,
+    /// Entries in the pages.
+    len: u32,
+    /// No page before this one has a vacant slot.
+    hint: u32,
+    /// More than page 0 was needed at some point.
+    burst: bool,
+}
 
 pub(crate) struct Slab<T> {
     /// Index 0: the common one-child, one-waiter case allocates nothing.
     head: Option<T>,
     /// Indices 1.. live in page `(i - 1) / PAGE`, slot `(i - 1) % PAGE`.
-    /// Boxed, so that the slab costs one pointer in its node until a second
-    /// entry arrives. A `None` page was freed; trailing ones are truncated.
-    #[allow(clippy::box_collection)]
-    pages: Option<Box<PageTable<T>>>,
-    len: u32,
-    /// No page before this one has a vacant slot.
-    hint: u32,
+    /// Boxed, so that the slab costs one pointer in its node (32 bytes in
+    /// all) until a second entry arrives; trailing freed pages are truncated.
+    pages: Option<Box<Pages<T>>>,
 }
 
 impl<T> Default for Slab<T> {
@@ -70,45 +74,56 @@ impl<T> Slab<T> {
         Slab {
             head: None,
             pages: None,
-            len: 0,
-            hint: 0,
         }
     }
 
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.len as usize
+        usize::from(self.head.is_some()) + self.pages.as_ref().map_or(0, |p| p.len as usize)
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
+        self.head.is_none() && self.pages.as_ref().is_none_or(|p| p.len == 0)
     }
 
     /// Stores `value` and returns its index (`NIL` in the impossible case of
     /// a slab past `u32` indices: the entry is then only reached by `drain`).
+    #[inline]
     pub(crate) fn insert(&mut self, value: T) -> u32 {
-        self.len = self.len.saturating_add(1);
         if self.head.is_none() {
             self.head = Some(value);
             return 0;
         }
-        let pages = self.pages.get_or_insert_default();
+        self.insert_in_pages(value)
+    }
+
+    fn insert_in_pages(&mut self, value: T) -> u32 {
+        let pages = self.pages.get_or_insert_with(|| {
+            Box::new(Pages {
+                table: Vec::new(),
+                len: 0,
+                hint: 0,
+                burst: false,
+            })
+        });
         // Pages before `hint` are full; the first page at or after it with
         // a vacant slot (or a freed page, or a new one) takes the entry.
-        let mut p = self.hint as usize;
-        while let Some(Some(page)) = pages.get(p)
+        let mut p = pages.hint as usize;
+        while let Some(Some(page)) = pages.table.get(p)
             && page.free == 0
         {
             p += 1;
         }
-        if p == pages.len() {
-            pages.push(None);
+        if p == pages.table.len() {
+            pages.burst |= p > 0;
+            pages.table.push(None);
         }
-        let page = pages[p].get_or_insert_with(Page::new);
+        let page = pages.table[p].get_or_insert_with(Page::new);
         let slot = page.free.trailing_zeros() as usize;
         page.free &= !(1 << slot);
         page.slots[slot] = Some(value);
-        self.hint = p as u32;
+        pages.hint = p as u32;
+        pages.len = pages.len.saturating_add(1);
         u32::try_from(1 + p * PAGE + slot).unwrap_or(NIL)
     }
 
@@ -123,7 +138,7 @@ impl<T> Slab<T> {
             NIL => None,
             _ => {
                 let (p, slot) = Self::locate(index);
-                let page = self.pages.as_mut()?.get_mut(p)?.as_mut()?;
+                let page = self.pages.as_mut()?.table.get_mut(p)?.as_mut()?;
                 page.slots[slot].as_mut()
             }
         }
@@ -131,39 +146,37 @@ impl<T> Slab<T> {
 
     /// Removes and returns the entry at `index`, if there is one. A page
     /// that this leaves empty is freed (page 0 is kept).
+    #[inline]
     pub(crate) fn remove(&mut self, index: u32) -> Option<T> {
-        let value = match index {
-            0 => self.head.take()?,
-            NIL => return None,
-            _ => {
-                let (p, slot) = Self::locate(index);
-                let pages = self.pages.as_mut()?;
-                let page = pages.get_mut(p)?.as_mut()?;
-                let value = page.slots[slot].take()?;
-                page.free |= 1 << slot;
-                if page.free == ALL_FREE && p > 0 {
-                    pages[p] = None;
-                    while pages.last().is_some_and(Option::is_none) {
-                        pages.pop();
-                    }
-                    if pages.capacity() > 4 * pages.len().max(1) {
-                        pages.shrink_to(2 * pages.len());
-                    }
-                }
-                self.hint = self.hint.min(p as u32);
-                value
+        match index {
+            0 => self.head.take(),
+            NIL => None,
+            _ => self.remove_from_pages(index),
+        }
+    }
+
+    fn remove_from_pages(&mut self, index: u32) -> Option<T> {
+        let (p, slot) = Self::locate(index);
+        let pages = self.pages.as_mut()?;
+        let page = pages.table.get_mut(p)?.as_mut()?;
+        let value = page.slots[slot].take()?;
+        page.free |= 1 << slot;
+        if page.free == ALL_FREE && p > 0 {
+            let table = &mut pages.table;
+            table[p] = None;
+            while table.last().is_some_and(Option::is_none) {
+                table.pop();
             }
-        };
-        self.len -= 1;
+            if table.capacity() > 4 * table.len().max(1) {
+                table.shrink_to(2 * table.len());
+            }
+        }
+        pages.hint = pages.hint.min(p as u32);
+        pages.len -= 1;
         // Empty after a burst (more pages than page 0 were ever needed): give
-        // everything back. A slab that only ever used page 0 keeps it.
-        if self.len == 0
-            && self
-                .pages
-                .as_ref()
-                .is_some_and(|pages| pages.capacity() > 1)
-        {
-            *self = Slab::new();
+        // them back. A slab that only ever used page 0 keeps it.
+        if pages.len == 0 && pages.burst {
+            self.pages = None;
         }
         Some(value)
     }
@@ -174,22 +187,20 @@ impl<T> Slab<T> {
             f(value);
         }
         let Some(pages) = &self.pages else { return };
-        for page in pages.iter().flatten() {
+        for page in pages.table.iter().flatten() {
             page.slots.iter().flatten().for_each(&mut f);
         }
     }
 
     /// Hands every entry to `f`, emptying the slab and freeing its pages.
     pub(crate) fn drain(&mut self, mut f: impl FnMut(T)) {
-        self.len = 0;
-        self.hint = 0;
         if let Some(value) = self.head.take() {
             f(value);
         }
         let Some(pages) = self.pages.take() else {
             return;
         };
-        for page in pages.into_iter().flatten() {
+        for page in pages.table.into_iter().flatten() {
             page.slots.into_iter().flatten().for_each(&mut f);
         }
     }
@@ -206,9 +217,9 @@ impl<T> Slab<T> {
     #[cfg(test)]
     pub(crate) fn heap_bytes(&self) -> usize {
         self.pages.as_ref().map_or(0, |pages| {
-            size_of::<PageTable<T>>()
-                + pages.capacity() * size_of::<Option<Box<Page<T>>>>()
-                + pages.iter().flatten().count() * size_of::<Page<T>>()
+            size_of::<Pages<T>>()
+                + pages.table.capacity() * size_of::<Option<Box<Page<T>>>>()
+                + pages.table.iter().flatten().count() * size_of::<Page<T>>()
         })
     }
 }

@@ -263,8 +263,10 @@ fn a_node_fits_glibcs_fast_bins() {
     // An `ArcInner<CancelNode>` of at most 120 bytes is a 128-byte malloc
     // chunk: glibc's fast bins, where allocating and freeing nodes in bulk
     // (a cancelled tree, a burst of requests) stays cheap. See bench/README.
+    // 96 bytes (112 with the counts) is also what a tokio-util child token
+    // costs (issue 14).
     assert!(
-        std::mem::size_of::<CancelNode>() <= 104,
+        std::mem::size_of::<CancelNode>() <= 96,
         "CancelNode grew to {} bytes",
         std::mem::size_of::<CancelNode>()
     );

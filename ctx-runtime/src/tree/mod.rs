@@ -1,30 +1,43 @@
 //! The cancellation tree: one [`CancelNode`] per `with_cancel`/`with_deadline`/
-//! `with_timeout` context. This file owns the node and its lock: every other
-//! file lists, finds and removes entries through the functions here.
+//! `with_timeout` context. This module owns the node and its lock: every
+//! other file lists, finds and removes entries through the functions here
+//! (`cancel.rs` runs a cancellation's two phases, `token.rs` the bridge to
+//! tokio-util).
 //!
 //! # State machine
 //!
-//! Each node has one atomic `state`:
+//! Each node has one atomic `state` byte:
 //!
 //! ```text
-//!            cancel(err, cause)            (first call wins; later ones are no-ops)
-//!   LIVE ──────────────────────────────▶  CANCELED | DEADLINE_EXCEEDED | DROPPED   (terminal)
+//!   LIVE ◀──────────▶ LISTED          (under the lock: something was listed or armed)
+//!    │                  │
+//!    │ CAS, no lock     │ under the lock
+//!    ▼                  ▼
+//!   done: CANCELED | DEADLINE_EXCEEDED, plus the flags DROPPED, INHERITED   (terminal)
 //! ```
 //!
-//! (`DROPPED` is `CANCELED` by a dropped [`CancelHandle`](crate::CancelHandle);
-//! it reads as [`Error::Canceled`] and only `Debug` tells them apart.)
+//! `LISTED` means the node may have something to notify or release: entries
+//! (children, waiters, after_funcs), a timer, or extras (a cause, tokens).
+//! It is set under the lock, before any of them goes in, and stays until the
+//! cancel. A node that never had any (the common leaf) is cancelled with one
+//! compare-and-swap from `LIVE`, without its lock. `DROPPED` marks a cancel
+//! by a dropped [`CancelHandle`](crate::CancelHandle) (only `Debug` shows
+//! it). `INHERITED` marks a node cancelled by an ancestor: its cause is that
+//! ancestor's, looked up when asked for instead of copied into every node.
 //!
 //! # Invariants
 //!
-//! 1. The state changes once, under the node's lock, in the critical section
-//!    that records the cause and takes the node's entries and timer out. So
-//!    `err()` is one atomic load, and once it reads "done" the cause is
-//!    recorded.
-//! 2. An entry (a child, an after_func, a waiter) is listed under the lock
-//!    only after re-checking the state ([`CancelNode::add_entry`],
-//!    [`CancelNode::poll_waiter`]): it is either in the entries the cancel
-//!    takes, or its owner sees "done". No lost wake-up, no child born live
-//!    under a cancelled parent.
+//! 1. The state changes once from live to done: by a CAS from `LIVE`, or
+//!    under the lock in the critical section that records the cause and
+//!    takes the node's entries, timer and extras out. So `err()` is one
+//!    atomic load, and once it reads "done" the cause is recorded (a cause
+//!    always takes the locked path, which writes it before the state).
+//! 2. Anything is listed under the lock only after setting `LISTED` from a
+//!    live state ([`CancelNode::add_entry`], [`CancelNode::poll_waiter`]):
+//!    a lock-free cancel's CAS from `LIVE` then fails and takes the lock,
+//!    or it won first and the lister sees "done". So an entry is either in
+//!    what the cancel takes, or its owner sees "done": no lost wake-up, no
+//!    child born live under a cancelled parent.
 //! 3. A done node never lists anything again, so an index into its entries
 //!    held by someone else is dead, never reused ([`CancelNode::remove_entry`]
 //!    then has nothing to do).
@@ -49,11 +62,11 @@
 //!
 //! # Propagation, and what a reader may see
 //!
-//! A cancel runs in two phases ([`Taken::propagate`]):
+//! A cancel runs in two phases (`cancel.rs`):
 //!
-//! 1. mark: every live node of the subtree is set done, with the error and the
-//!    cause, and its entries are taken; iteratively, so a 10,000-deep chain
-//!    does not overflow the stack;
+//! 1. mark: every live node of the subtree is set done (`INHERITED`), and its
+//!    entries are taken; iteratively, so a 10,000-deep chain does not
+//!    overflow the stack;
 //! 2. notify: only then are the waiters woken, the after_funcs started and
 //!    the descendants' references dropped.
 //!
@@ -76,9 +89,11 @@
 //! panic hook has reported it either way. With `panic = "abort"` there is
 //! nothing to catch, and nothing relies on catching.
 
-use std::any::Any;
+mod cancel;
+#[cfg(feature = "tokio-util")]
+mod token;
+
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::{Arc, Weak};
 use std::task::{Poll, Waker};
 
@@ -89,11 +104,20 @@ use crate::error::{Cause, Error};
 use crate::slab::{NIL, Slab};
 use crate::sync::{AtomicU8, AtomicU32, Mutex, Ordering, lock};
 
+pub(crate) use cancel::Panic;
+use cancel::Taken;
+
 const LIVE: u8 = 0;
+/// Live, and something may be listed, armed or held: cancel under the lock.
+const LISTED: u8 = 0b1000_0000;
+/// The error of a done node, in the low bits: 1 or 2, 0 while live.
+const ERR: u8 = 0b0000_0011;
 const CANCELED: u8 = 1;
 const DEADLINE_EXCEEDED: u8 = 2;
-/// Canceled because its `CancelHandle` was dropped (not used or cancelled).
-const DROPPED: u8 = 3;
+/// Flag of a done node: cancelled because its `CancelHandle` was dropped.
+const DROPPED: u8 = 0b0000_0100;
+/// Flag of a done node: cancelled by an ancestor, whose cause is its cause.
+const INHERITED: u8 = 0b0000_1000;
 
 #[inline]
 fn encode(err: Error) -> u8 {
@@ -105,8 +129,8 @@ fn encode(err: Error) -> u8 {
 
 #[inline]
 fn decode(state: u8) -> Option<Error> {
-    match state {
-        LIVE => None,
+    match state & ERR {
+        0 => None,
         DEADLINE_EXCEEDED => Some(Error::DeadlineExceeded),
         _ => Some(Error::Canceled),
     }
@@ -134,7 +158,7 @@ pub(crate) enum Entry {
 /// small): while live, what only some nodes need; once done, why.
 enum Extra {
     Live(Live),
-    /// The cause of the cancellation; one `Arc` shared by a cancelled subtree.
+    /// The cause of the cancellation (at the node where it started).
     Done(Cause),
 }
 
@@ -154,28 +178,17 @@ struct Live {
     watch: Option<std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>>,
 }
 
-type SharedExtra = Arc<Extra>;
-
 struct Inner {
     /// `Live` extras (set at creation, or by the token bridge) while live;
-    /// once done, `Done` with the cause, or `None` meaning "the same as
-    /// `err()`". Replaced once, with the state.
-    extra: Option<SharedExtra>,
+    /// once done, `Done` with the cause where the cancellation started, or
+    /// `None` ("the same as `err()`", or the ancestor's if `INHERITED`).
+    /// Replaced once, with the state.
+    extra: Option<Arc<Extra>>,
     /// Children, after_funcs and waiters while live; emptied for good by the cancel.
     entries: Slab<Entry>,
     /// The armed deadline: set once after arming, unless done by then; taken
     /// by the cancel.
     timer: Option<Timer>,
-}
-
-impl Inner {
-    fn new(extra: Option<SharedExtra>) -> Self {
-        Inner {
-            extra,
-            entries: Slab::new(),
-            timer: None,
-        }
-    }
 }
 
 // The node is kept small (the cancel tree allocates one per `with_cancel`):
@@ -216,49 +229,47 @@ impl CancelNode {
                 _ => (packed, Some(own)),
             },
         };
-        let new = |state, extra| {
-            Arc::new(CancelNode {
-                state: AtomicU8::new(state),
-                deadline,
-                kind,
-                slot: AtomicU32::new(NIL),
-                parent: parent.clone(),
-                inner: Mutex::new(Inner::new(extra)),
-            })
-        };
-        let Some(ancestor) = ancestor else {
-            let node = new(LIVE, live_extra(own_timer.and(deadline_cause)));
-            if let Some(when) = own_timer {
-                deadline::arm(&node, when);
-            }
-            return node;
-        };
-        if let Some(err) = ancestor.err() {
-            // Derived from a cancelled parent: born cancelled, with the
-            // parent's error and cause, and never linked or armed.
-            return new(encode(err), ancestor.done_extra());
+        // Born done under a done parent: its error, and its cause by lookup.
+        let born = ancestor
+            .and_then(|a| a.err())
+            .map_or(LIVE, |err| encode(err) | INHERITED);
+        let extra = own_timer
+            .and(deadline_cause)
+            .filter(|_| born == LIVE)
+            .map(|cause| Arc::new(Extra::Live(Live::with_deadline_cause(cause))));
+        let node = Arc::new(CancelNode {
+            state: AtomicU8::new(if extra.is_some() { LISTED } else { born }),
+            deadline,
+            kind,
+            slot: AtomicU32::new(NIL),
+            parent: parent.clone(),
+            inner: Mutex::new(Inner {
+                extra,
+                entries: Slab::new(),
+                timer: None,
+            }),
+        });
+        if born != LIVE {
+            return node; // never linked or armed
         }
-        let node = new(LIVE, live_extra(own_timer.and(deadline_cause)));
-        match ancestor.add_entry(Entry::Node(Arc::downgrade(&node))) {
-            Ok(index) => node.slot.store(index, Ordering::Relaxed),
-            Err(_refused) => {
-                // Cancelled since we looked: nobody else can see `node` yet,
-                // so set it as the cancel would have.
-                let err = ancestor.err().unwrap_or(Error::Canceled);
-                node.born_cancelled(err, ancestor.done_extra());
-                return node;
+        if let Some(ancestor) = ancestor {
+            match ancestor.add_entry(Entry::Node(Arc::downgrade(&node))) {
+                Ok(index) => node.slot.store(index, Ordering::Relaxed),
+                Err(_refused) => {
+                    // Cancelled since we looked: nobody else can see `node`
+                    // yet, so set it as the cancel would have.
+                    let err = ancestor.err().unwrap_or(Error::Canceled);
+                    let old = std::mem::take(&mut lock(&node.inner).extra);
+                    node.state.store(encode(err) | INHERITED, Ordering::Release);
+                    drop(old); // a deadline cause's `Drop`: unlocked
+                    return node;
+                }
             }
         }
         if let Some(when) = own_timer {
             deadline::arm(&node, when);
         }
         node
-    }
-
-    fn born_cancelled(&self, err: Error, done: Option<SharedExtra>) {
-        let old = std::mem::replace(&mut lock(&self.inner).extra, done);
-        self.state.store(encode(err), Ordering::Release);
-        drop(old); // user code (a cause's `Drop`): unlocked
     }
 
     #[inline]
@@ -268,12 +279,12 @@ impl CancelNode {
 
     #[inline]
     pub(crate) fn is_done(&self) -> bool {
-        self.state.load(Ordering::Acquire) != LIVE
+        self.state.load(Ordering::Acquire) & ERR != 0
     }
 
     /// True if this node was cancelled by dropping its handle.
     pub(crate) fn handle_dropped(&self) -> bool {
-        self.state.load(Ordering::Acquire) == DROPPED
+        self.state.load(Ordering::Acquire) & DROPPED != 0
     }
 
     pub(crate) fn deadline(&self) -> Option<Instant> {
@@ -288,19 +299,21 @@ impl CancelNode {
         &self.parent
     }
 
-    /// The extra of a done node (its shared cause), for a child born under it.
-    fn done_extra(&self) -> Option<SharedExtra> {
-        let inner = lock(&self.inner);
-        inner
-            .extra
-            .as_ref()
-            .filter(|extra| matches!(***extra, Extra::Done(_)))
-            .cloned()
-    }
-
+    /// Why this node is done: the cause recorded where its cancellation
+    /// started (here, or the ancestor it inherited it from).
     pub(crate) fn cause(&self) -> Option<Cause> {
         let err = self.err()?;
-        Some(match self.done_extra().as_deref() {
+        let mut node = self;
+        // An inherited cancellation always has a done cancellable ancestor;
+        // the walk stops at the one where it started.
+        while node.state.load(Ordering::Acquire) & INHERITED != 0 {
+            match node.parent.signal() {
+                Some(ancestor) => node = ancestor,
+                None => break,
+            }
+        }
+        let inner = lock(&node.inner);
+        Some(match inner.extra.as_deref() {
             Some(Extra::Done(cause)) => cause.clone(),
             _ => err.into(),
         })
@@ -310,14 +323,14 @@ impl CancelNode {
     /// already done. A panic of user code met on the way is resumed once the
     /// cancellation is complete.
     pub(crate) fn cancel(&self, err: Error, cause: Option<Cause>) -> bool {
-        self.cancel_with(encode(err), |_| cause)
+        self.cancel_with(encode(err), cause)
             .map(Panic::resume)
             .is_some()
     }
 
     /// Cancels with `Canceled` because the handle was dropped.
     pub(crate) fn cancel_dropped(&self) -> bool {
-        self.cancel_with(DROPPED, |_| None)
+        self.cancel_with(CANCELED | DROPPED, None)
             .map(Panic::resume)
             .is_some()
     }
@@ -326,62 +339,85 @@ impl CancelNode {
     /// cause given to `with_deadline_cause`, if any. Called by timers, which
     /// must survive user code: a panic met on the way is dropped.
     pub(crate) fn expire(&self) -> bool {
-        self.cancel_with(DEADLINE_EXCEEDED, |live| live?.deadline_cause.clone())
+        self.cancel_locked(DEADLINE_EXCEEDED, None, true)
             .map(Panic::discard)
             .is_some()
     }
 
-    /// Stores the armed timer, unless the node was cancelled meanwhile (then the
-    /// timer is dropped, which disarms it).
-    #[cfg_attr(ctx_loom, allow(dead_code))]
-    pub(crate) fn set_timer(&self, timer: Timer) {
-        let mut inner = lock(&self.inner);
-        let unused = if self.is_done() {
-            Some(timer)
-        } else {
-            inner.timer.replace(timer)
-        };
-        drop(inner);
-        drop(unused);
+    /// `None` if the node was already done.
+    fn cancel_with(&self, code: u8, cause: Option<Cause>) -> Option<Panic> {
+        // Most handles are dropped after their context is done: one load.
+        let state = self.state.load(Ordering::Acquire);
+        if state & ERR != 0 {
+            return None;
+        }
+        // Nothing listed, armed or held, and no cause to record: no lock.
+        if state == LIVE
+            && cause.is_none()
+            && self
+                .state
+                .compare_exchange(LIVE, code, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            self.unlink();
+            return Some(Panic::default());
+        }
+        self.cancel_locked(code, cause, false)
     }
 
-    /// `None` if the node was already done.
-    fn cancel_with(
-        &self,
-        state: u8,
-        cause: impl FnOnce(Option<&Live>) -> Option<Cause>,
-    ) -> Option<Panic> {
-        // Most handles are dropped after their context is done: no lock then.
-        if self.is_done() {
-            return None;
-        }
+    /// The cancel under the lock; `deadline`: take the cause from the
+    /// deadline's (if no `cause` is given).
+    fn cancel_locked(&self, code: u8, cause: Option<Cause>, deadline: bool) -> Option<Panic> {
         let mut inner = lock(&self.inner);
         if self.is_done() {
             return None;
         }
-        let live = match inner.extra.as_deref() {
-            Some(Extra::Live(live)) => Some(live),
+        let cause = cause.or_else(|| match (deadline, inner.extra.as_deref()) {
+            // A cause's clone is a reference count: no user code under the lock.
+            (true, Some(Extra::Live(live))) => live.deadline_cause.clone(),
             _ => None,
-        };
-        // A cause's clone is a reference count: no user code under the lock.
-        let done = cause(live).map(|cause| Arc::new(Extra::Done(cause)));
-        let taken = Taken::take(&mut inner, &self.state, state, done.clone());
+        });
+        let done = cause.map(|cause| Arc::new(Extra::Done(cause)));
+        let taken = Taken::take(&mut inner, &self.state, code, done);
         drop(inner);
         // We leave the parent's list ourselves; our descendants leave ours
         // wholesale, with the entries `take` took.
         self.unlink();
-        if taken.is_empty() {
-            // Nothing listed, armed or held: the common leaf.
-            return Some(Panic::default());
+        Some(taken.propagate(decode(code).unwrap_or(Error::Canceled)))
+    }
+
+    /// Under the lock: makes sure the node is `LISTED` before something is
+    /// listed, armed or held. False if it is done (then nothing may be).
+    fn list(&self) -> bool {
+        match self.state.load(Ordering::Acquire) {
+            LISTED => true,
+            // A lock-free cancel may win this race: then the node is done.
+            LIVE => self
+                .state
+                .compare_exchange(LIVE, LISTED, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok(),
+            _ => false,
         }
-        Some(taken.propagate(decode(state).unwrap_or(Error::Canceled), done))
+    }
+
+    /// Stores the armed timer, unless the node was cancelled meanwhile (then the
+    /// timer is dropped, which disarms it).
+    pub(crate) fn set_timer(&self, timer: Timer) {
+        let mut inner = lock(&self.inner);
+        let unused = if self.list() {
+            inner.timer.replace(timer)
+        } else {
+            Some(timer)
+        };
+        drop(inner);
+        drop(unused);
     }
 
     /// Lists `entry` unless the node is done; then hands it back, for the
     /// caller to deal with (and drop) outside the lock.
     pub(crate) fn add_entry(&self, entry: Entry) -> Result<u32, Entry> {
         let mut inner = lock(&self.inner);
-        if self.is_done() {
+        if !self.list() {
             drop(inner);
             return Err(entry);
         }
@@ -410,7 +446,7 @@ impl CancelNode {
         // Cloning a waker runs user code: not under the lock.
         let fresh = waker.clone();
         let mut inner = lock(&self.inner);
-        if self.is_done() {
+        if !self.list() {
             drop(inner);
             *slot = NIL;
             drop(fresh);
@@ -497,239 +533,14 @@ impl CancelNode {
     }
 }
 
-/// What a cancellation took out of one node, to notify once unlocked.
-struct Taken {
-    entries: Slab<Entry>,
-    timer: Option<Timer>,
-    /// The extras the node held while live (a deadline's cause, tokens).
-    old_extra: Option<SharedExtra>,
-}
-
-impl Taken {
-    /// The locked part of a cancellation: record it and take what must be
-    /// notified.
-    fn take(inner: &mut Inner, state: &AtomicU8, code: u8, done: Option<SharedExtra>) -> Taken {
-        let old_extra = std::mem::replace(&mut inner.extra, done);
-        state.store(code, Ordering::Release);
-        Taken {
-            entries: std::mem::take(&mut inner.entries),
-            timer: inner.timer.take(),
-            old_extra,
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.entries.is_empty() && self.timer.is_none() && self.old_extra.is_none()
-    }
-
-    /// Phase 1 marks the live descendants done, phase 2 runs what they and
-    /// this node were waiting for (see the module docs).
-    fn propagate(self, err: Error, done: Option<SharedExtra>) -> Panic {
-        let mut nodes: Vec<Arc<CancelNode>> = Vec::new();
-        let mut rest: Vec<Taken> = Vec::new();
-        collect_children(&self.entries, &mut nodes);
-        let mut next = 0;
-        while next < nodes.len() {
-            let taken = {
-                let node = &nodes[next];
-                let mut inner = lock(&node.inner);
-                // A node done already is completed by whoever cancelled it.
-                (!node.is_done())
-                    .then(|| Taken::take(&mut inner, &node.state, encode(err), done.clone()))
-            };
-            next += 1;
-            if let Some(taken) = taken {
-                collect_children(&taken.entries, &mut nodes);
-                if !taken.is_empty() {
-                    rest.push(taken);
-                }
-            }
-        }
-        let mut panic = Panic::default();
-        self.notify(&mut panic);
-        for taken in rest {
-            taken.notify(&mut panic);
-        }
-        for node in nodes {
-            panic.catch(|| drop(node)); // the last reference may drop values
-        }
-        panic
-    }
-
-    fn notify(self, panic: &mut Panic) {
-        let Taken {
-            mut entries,
-            timer,
-            old_extra,
-        } = self;
-        drop(timer);
-        entries.drain(|entry| match entry {
-            Entry::Waiter(waker) => panic.catch(|| waker.wake()),
-            Entry::AfterFunc(after) => panic.catch(|| after.fire()),
-            Entry::Node(_) => {} // a `Weak`: dropping it runs nothing
-        });
-        if let Some(old) = old_extra {
-            #[cfg(feature = "tokio-util")]
-            if let Extra::Live(Live {
-                token: Some(token), ..
-            }) = &*old
-            {
-                panic.catch(|| token.cancel()); // wakes its waiters: user code
-            }
-            panic.catch(|| drop(old)); // a deadline cause's `Drop`
-        }
-    }
-}
-
-/// The bridge to tokio-util's `CancellationToken`, both ways.
-#[cfg(feature = "tokio-util")]
-impl CancelNode {
-    /// A token cancelled when this node is done: a child of one token the
-    /// node keeps (so a user cancelling theirs cancels nothing else).
-    pub(crate) fn cancellation_token(&self) -> tokio_util::sync::CancellationToken {
-        use tokio_util::sync::CancellationToken;
-        let mut inner = lock(&self.inner);
-        if self.is_done() {
-            drop(inner);
-            let token = CancellationToken::new();
-            token.cancel();
-            return token;
-        }
-        let Some(live) = live_mut(&mut inner.extra) else {
-            return CancellationToken::new();
-        };
-        let token = live
-            .token
-            .get_or_insert_with(CancellationToken::new)
-            .clone();
-        drop(inner);
-        token.child_token()
-    }
-
-    /// Cancels this node when `token` is cancelled, without a task: the
-    /// token's wait is polled once, here, with a waker that cancels the node,
-    /// and kept in the node until the node is done (then dropped, which
-    /// deregisters it from the token).
-    pub(crate) fn watch_token(self: &Arc<Self>, token: tokio_util::sync::CancellationToken) {
-        use std::future::Future;
-        let waker = Waker::from(Arc::new(TokenWaker(Arc::downgrade(self))));
-        let mut wait = Box::pin(token.cancelled_owned());
-        let polled = wait
-            .as_mut()
-            .poll(&mut std::task::Context::from_waker(&waker));
-        if polled.is_ready() {
-            self.token_cancelled();
-            return;
-        }
-        let mut inner = lock(&self.inner);
-        let unused = match live_mut(&mut inner.extra) {
-            Some(live) if !self.is_done() => live.watch.replace(wait),
-            _ => Some(wait),
-        };
-        drop(inner);
-        drop(unused);
-    }
-
-    fn token_cancelled(&self) {
-        let cause = Cause::new(crate::bridge::TokenCancelled);
-        // On the thread that cancelled the token, inside tokio-util: a user
-        // panic met here is not that thread's to receive.
-        if let Some(panic) = self.cancel_with(CANCELED, |_| Some(cause)) {
-            panic.discard();
-        }
-    }
-}
-
-/// Wakes when a watched token is cancelled: cancels the node, if it is still there.
-#[cfg(feature = "tokio-util")]
-struct TokenWaker(Weak<CancelNode>);
-
-#[cfg(feature = "tokio-util")]
-impl std::task::Wake for TokenWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        if let Some(node) = self.0.upgrade() {
-            node.token_cancelled();
-            // Ours may be the last reference: its drop may run values' `Drop`s.
-            let _ = catch_unwind(AssertUnwindSafe(move || drop(node)));
-        }
-    }
-}
-
-/// The live extras, made if missing. `None` cannot happen: live extras are
-/// never shared (only a done node's cause is), so the `Arc` is ours.
-#[cfg(feature = "tokio-util")]
-fn live_mut(extra: &mut Option<SharedExtra>) -> Option<&mut Live> {
-    let extra = extra.get_or_insert_with(|| Arc::new(Extra::Live(Live::default())));
-    match Arc::get_mut(extra) {
-        Some(Extra::Live(live)) => Some(live),
-        _ => None,
-    }
-}
-
-/// The extras of a new live node: only if it has something to hold.
-fn live_extra(deadline_cause: Option<Cause>) -> Option<SharedExtra> {
-    deadline_cause.map(|cause| {
-        Arc::new(Extra::Live(Live {
+impl Live {
+    fn with_deadline_cause(cause: Cause) -> Live {
+        Live {
             deadline_cause: Some(cause),
             #[cfg(feature = "tokio-util")]
             token: None,
             #[cfg(feature = "tokio-util")]
             watch: None,
-        }))
-    })
-}
-
-fn collect_children(entries: &Slab<Entry>, nodes: &mut Vec<Arc<CancelNode>>) {
-    entries.for_each(|entry| {
-        if let Entry::Node(weak) = entry {
-            nodes.extend(weak.upgrade());
-        }
-    });
-}
-
-/// The first panic of user code met during a cancellation, held until the
-/// cancellation is complete.
-#[derive(Default)]
-#[must_use]
-pub(crate) struct Panic(Option<Box<dyn Any + Send>>);
-
-impl Panic {
-    #[inline]
-    fn catch(&mut self, f: impl FnOnce()) {
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
-            match self.0 {
-                None => self.0 = Some(payload),
-                Some(_) => Panic(Some(payload)).discard(),
-            }
-        }
-    }
-
-    /// Passes the panic on to the caller, unless this thread is already
-    /// unwinding (a second panic would abort the process).
-    #[inline]
-    pub(crate) fn resume(self) {
-        if self.0.is_some() {
-            self.resume_slow();
-        }
-    }
-
-    #[cold]
-    fn resume_slow(self) {
-        match self.0 {
-            Some(payload) if !std::thread::panicking() => resume_unwind(payload),
-            _ => self.discard(),
-        }
-    }
-
-    /// Drops the panic (the hook has reported it).
-    pub(crate) fn discard(self) {
-        if let Some(payload) = self.0 {
-            // A payload's own `Drop` is user code too.
-            let _ = catch_unwind(AssertUnwindSafe(|| drop(payload)));
         }
     }
 }
@@ -746,7 +557,7 @@ impl std::task::Wake for CancelNode {
         deadline::fired(&self);
         // Called by tokio's time driver, which must not see a user's panic:
         // if ours was the last reference, dropping it runs values' `Drop`s.
-        let _ = catch_unwind(AssertUnwindSafe(move || drop(self)));
+        cancel::drop_quietly(self);
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
@@ -768,8 +579,11 @@ impl fmt::Debug for CancelNode {
 pub(crate) fn drop_chain(mut ctx: Context) {
     loop {
         ctx = match std::mem::take(&mut ctx.repr) {
-            // `get_mut` first: it works in place, where `into_inner` copies
-            // the node out; it fails only while the parent still lists us.
+            // Shared (the common case, a parent with other children or
+            // references): one decrement, nothing to walk. Otherwise try in
+            // place (`get_mut`), where `into_inner` would copy the node out;
+            // it fails only while the parent still lists us.
+            Repr::Cancel(node) if Arc::strong_count(&node) > 1 => return,
             Repr::Cancel(mut node) => match Arc::get_mut(&mut node) {
                 Some(node) => node.release(),
                 None => match Arc::into_inner(node) {
