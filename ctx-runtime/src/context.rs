@@ -467,7 +467,7 @@ impl Context {
     /// ```
     #[doc(alias = "cancelled")]
     pub fn done(&self) -> Done<'_> {
-        Done::new(self.signal().map(|node| &**node))
+        Done::new(self.signal())
     }
 
     /// Like [`done`](Context::done), but holds its own reference to the
@@ -564,7 +564,7 @@ impl Context {
     /// assert!(!Context::background().wait_blocking(Some(Duration::from_millis(1))));
     /// ```
     pub fn wait_blocking(&self, timeout: Option<Duration>) -> bool {
-        crate::done::wait_blocking(self.signal().map(|node| &**node), timeout)
+        crate::done::wait_blocking(self.signal(), timeout)
     }
 
     /// True if `self` and `other` are the same context (clones of one another).

@@ -29,7 +29,7 @@ impl Waiter {
     }
 
     /// Ready once `node` is done; otherwise makes sure `waker` is registered.
-    pub(crate) fn poll(&mut self, node: &CancelNode, waker: &Waker) -> Poll<()> {
+    pub(crate) fn poll(&mut self, node: &Arc<CancelNode>, waker: &Waker) -> Poll<()> {
         node.poll_waiter(&mut self.slot, waker)
     }
 
@@ -70,12 +70,12 @@ impl Waiter {
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 #[derive(Debug)]
 pub struct Done<'a> {
-    node: Option<&'a CancelNode>,
+    node: Option<&'a Arc<CancelNode>>,
     waiter: Waiter,
 }
 
 impl<'a> Done<'a> {
-    pub(crate) fn new(node: Option<&'a CancelNode>) -> Self {
+    pub(crate) fn new(node: Option<&'a Arc<CancelNode>>) -> Self {
         Done {
             node,
             waiter: Waiter::new(),
@@ -93,7 +93,11 @@ impl Future for Done<'_> {
 }
 
 /// Ready with the node's error once it is done; pending forever without a node.
-fn poll_done(node: Option<&CancelNode>, waiter: &mut Waiter, cx: &TaskContext<'_>) -> Poll<Error> {
+fn poll_done(
+    node: Option<&Arc<CancelNode>>,
+    waiter: &mut Waiter,
+    cx: &TaskContext<'_>,
+) -> Poll<Error> {
     match node {
         Some(node) => waiter
             .poll(node, cx.waker())
@@ -149,7 +153,7 @@ impl Future for DoneOwned {
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Error> {
         let this = self.get_mut();
-        poll_done(this.node.as_deref(), &mut this.waiter, cx)
+        poll_done(this.node.as_ref(), &mut this.waiter, cx)
     }
 }
 
@@ -329,7 +333,7 @@ pub fn race<F: Future>(watch: &mut Watch, fut: F) -> Race<'_, F> {
 
 /// Blocks the current thread until `node` is done or `timeout` passes.
 pub(crate) fn wait_blocking(
-    node: Option<&CancelNode>,
+    node: Option<&Arc<CancelNode>>,
     timeout: Option<std::time::Duration>,
 ) -> bool {
     use crate::sync::{Parker, park_until};

@@ -158,10 +158,17 @@ impl RequestBuilderExt for reqwest::RequestBuilder {
             }
             match ctx.run(client.execute(request)).await? {
                 Ok(response) => Ok(response),
-                Err(err) => match ctx.err() {
-                    Some(ctx_err) if err.is_timeout() => Err(SendError::Context(ctx_err)),
-                    _ => Err(SendError::Http(err)),
+                // reqwest's timer and the context's deadline are set to the
+                // same instant on different clocks' timers: whichever fires
+                // first, a timeout at the deadline is the deadline.
+                Err(err) if err.is_timeout() => match ctx.err() {
+                    Some(ctx_err) => Err(SendError::Context(ctx_err)),
+                    None if ctx.remaining().is_some_and(|left| left.is_zero()) => {
+                        Err(SendError::Context(Error::DeadlineExceeded))
+                    }
+                    None => Err(SendError::Http(err)),
                 },
+                Err(err) => Err(SendError::Http(err)),
             }
         }
     }

@@ -35,11 +35,61 @@ fn counting_waker() -> (Arc<CountingWaker>, Waker) {
     (counter, waker)
 }
 
+/// Makes `ctx` join its ancestors' lists, as a task waiting on it does.
+fn link(ctx: &Context) {
+    let mut done = Box::pin(ctx.done());
+    assert!(
+        done.as_mut()
+            .poll(&mut TaskContext::from_waker(Waker::noop()))
+            .is_pending()
+    );
+    drop(done);
+    assert!(node(ctx).is_linked());
+}
+
+#[test]
+fn a_child_nobody_waits_on_stays_out_of_its_parents_list() {
+    let (parent, cancel) = Context::background().with_cancel();
+    let (child, _c) = parent.with_cancel();
+    let (grandchild, _g) = child.with_value(1u8).with_cancel();
+    assert!(node(&parent).is_linked(), "a root has nobody to join");
+    assert!(!node(&child).is_linked() && !node(&grandchild).is_linked());
+    assert_eq!(node(&parent).child_count(), 0);
+    cancel.cancel_with_cause("stop");
+    // Seen through the walk up, with the cause where it started.
+    assert_eq!(grandchild.err(), Some(Error::Canceled));
+    assert_eq!(grandchild.cause().unwrap().to_string(), "stop");
+    let (late, _l) = grandchild.with_cancel();
+    assert!(late.is_done());
+}
+
+#[test]
+fn a_chain_of_unlinked_nodes_stays_short() {
+    let (root, _r) = Context::background().with_cancel();
+    let mut chain = vec![root.with_cancel()];
+    for _ in 0..20 {
+        let next = chain.last().unwrap().0.with_cancel();
+        chain.push(next);
+    }
+    // Every node is at most MAX_HOPS unlinked steps from a linked one.
+    let mut unlinked_run = 0;
+    for (ctx, _) in &chain {
+        if node(ctx).is_linked() {
+            unlinked_run = 0;
+        } else {
+            unlinked_run += 1;
+        }
+        assert!(unlinked_run < 5, "{unlinked_run} unlinked in a row");
+    }
+    assert!(chain.iter().any(|(ctx, _)| node(ctx).is_linked()));
+}
+
 #[test]
 fn a_cancelled_child_leaves_its_parent() {
     let (parent, _p) = Context::background().with_cancel();
     let (child, cancel) = parent.with_cancel();
-    let (_grandchild, _g) = child.with_cancel();
+    let (grandchild, _g) = child.with_cancel();
+    link(&grandchild); // joins the child's list, and the child the parent's
     assert_eq!(node(&parent).child_count(), 1);
     assert_eq!(node(&child).child_count(), 1);
     cancel.cancel();
@@ -49,12 +99,14 @@ fn a_cancelled_child_leaves_its_parent() {
         0,
         "the cancel took the grandchild out"
     );
+    assert!(grandchild.is_done());
 }
 
 #[test]
 fn dropping_the_handle_and_every_clone_frees_the_child() {
     let (parent, _p) = Context::background().with_cancel();
     let (child, handle) = parent.with_cancel();
+    link(&child);
     let clone = child.clone();
     let weak = Arc::downgrade(node(&child));
     drop(child);
@@ -75,6 +127,7 @@ fn children_through_value_nodes_link_to_the_nearest_cancel_ancestor() {
     let (parent, cancel) = Context::background().with_cancel();
     let valued = parent.with_value(5u8).with_value("s");
     let (child, _c) = valued.with_cancel();
+    link(&child);
     assert_eq!(node(&parent).child_count(), 1);
     cancel.cancel();
     assert_eq!(child.err(), Some(Error::Canceled));
@@ -276,9 +329,17 @@ fn a_node_fits_glibcs_fast_bins() {
 fn a_burst_of_children_leaves_a_parent_that_keeps_one_small() {
     let (parent, _c) = Context::background().with_cancel();
     let _keeper = parent.with_cancel();
+    link(&_keeper.0);
     let n = if cfg!(miri) { 80 } else { 100_000 };
-    let burst: Vec<_> = (0..n).map(|_| parent.with_cancel()).collect();
+    let burst: Vec<_> = (0..n)
+        .map(|_| {
+            let child = parent.with_cancel();
+            link(&child.0);
+            child
+        })
+        .collect();
     let _late_keeper = parent.with_cancel();
+    link(&_late_keeper.0);
     assert!(node(&parent).entries_heap_bytes() > 0);
     drop(burst);
     assert_eq!(node(&parent).child_count(), 2);

@@ -6,11 +6,11 @@ use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::Arc;
 
-use super::{CancelNode, Entry, Extra, INHERITED, Inner, LIVE, encode};
+use super::{CancelNode, ERR, Entry, Extra, INHERITED, Inner, LINKED, encode};
 use crate::deadline::Timer;
 use crate::error::Error;
 use crate::slab::Slab;
-use crate::sync::{AtomicU8, Ordering, lock};
+use crate::sync::{Ordering, lock};
 
 /// What a cancellation took out of one node, to notify once unlocked.
 pub(super) struct Taken {
@@ -21,20 +21,14 @@ pub(super) struct Taken {
 }
 
 impl Taken {
-    /// The locked part of a cancellation: record it (`done`: the cause, where
-    /// the cancellation starts) and take what must be notified.
-    pub(super) fn take(
-        inner: &mut Inner,
-        state: &AtomicU8,
-        code: u8,
-        done: Option<Arc<Extra>>,
-    ) -> Taken {
-        let old_extra = std::mem::replace(&mut inner.extra, done);
-        state.store(code, Ordering::Release);
+    /// The locked part of a cancellation, once the state says done: record
+    /// why (`done`: the cause, where the cancellation starts) and take what
+    /// must be notified.
+    pub(super) fn take(inner: &mut Inner, done: Option<Arc<Extra>>) -> Taken {
         Taken {
+            old_extra: std::mem::replace(&mut inner.extra, done),
             entries: std::mem::take(&mut inner.entries),
             timer: inner.timer.take(),
-            old_extra,
         }
     }
 
@@ -48,7 +42,7 @@ impl Taken {
         if self.is_empty() {
             return Panic::default(); // nothing listed, armed or held
         }
-        let code = encode(err) | INHERITED;
+        let code = encode(err) | INHERITED | LINKED;
         let mut nodes: Vec<Arc<CancelNode>> = Vec::new();
         let mut rest: Vec<Taken> = Vec::new();
         collect_children(&self.entries, &mut nodes);
@@ -56,17 +50,23 @@ impl Taken {
         while next < nodes.len() {
             let taken = {
                 let node = &nodes[next];
-                // A leaf that never listed anything: one CAS, no lock.
+                // Linked, so `LINKED` is set. One that never listed anything:
+                // one CAS, no lock.
                 if node
                     .state
-                    .compare_exchange(LIVE, code, Ordering::AcqRel, Ordering::Acquire)
+                    .compare_exchange(LINKED, code, Ordering::AcqRel, Ordering::Acquire)
                     .is_ok()
                 {
                     None
                 } else {
                     let mut inner = lock(&node.inner);
-                    // A node done already is completed by whoever cancelled it.
-                    (!node.is_done()).then(|| Taken::take(&mut inner, &node.state, code, None))
+                    let state = node.state.load(Ordering::Acquire);
+                    // A node done already is completed by whoever cancelled
+                    // it; a LISTED one changes state only under this lock.
+                    (state & ERR == 0).then(|| {
+                        node.state.store(code, Ordering::Release);
+                        Taken::take(&mut inner, None)
+                    })
                 }
             };
             next += 1;

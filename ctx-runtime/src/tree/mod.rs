@@ -4,55 +4,70 @@
 //! (`cancel.rs` runs a cancellation's two phases, `token.rs` the bridge to
 //! tokio-util).
 //!
+//! # Joining the parent lazily
+//!
+//! A node joins its nearest cancellable ancestor's list only when that
+//! ancestor's cancel must reach it: when it gets something to notify or
+//! release (a waiter, an after_func, a child that joined it, a timer, a
+//! bridged token). Until then it is *unlinked*, and whether it is done is
+//! read from its own state and then its ancestors', up to the first linked
+//! one: creating and dropping a child that nobody waits on takes no lock of
+//! the parent's, and cancelling a parent with a thousand such children
+//! visits none of them. A walk is at most [`MAX_HOPS`] loads: a node that
+//! would be farther from a linked ancestor joins at once.
+//!
 //! # State machine
 //!
 //! Each node has one atomic `state` byte:
 //!
 //! ```text
-//!   LIVE ◀──────────▶ LISTED          (under the lock: something was listed or armed)
-//!    │                  │
-//!    │ CAS, no lock     │ under the lock
-//!    ▼                  ▼
-//!   done: CANCELED | DEADLINE_EXCEEDED, plus the flags DROPPED, INHERITED   (terminal)
+//!   LIVE ──join──▶ LINKED ──list──▶ LINKED|LISTED        (under the locks)
+//!    │               │                  │
+//!    │ CAS           │ CAS              │ under the lock
+//!    ▼               ▼                  ▼
+//!   done: CANCELED | DEADLINE_EXCEEDED, plus the flags DROPPED, INHERITED, LINKED   (terminal)
 //! ```
 //!
-//! `LISTED` means the node may have something to notify or release: entries
-//! (children, waiters, after_funcs), a timer, or extras (a cause, tokens).
-//! It is set under the lock, before any of them goes in, and stays until the
-//! cancel. A node that never had any (the common leaf) is cancelled with one
-//! compare-and-swap from `LIVE`, without its lock. `DROPPED` marks a cancel
-//! by a dropped [`CancelHandle`](crate::CancelHandle) (only `Debug` shows
-//! it). `INHERITED` marks a node cancelled by an ancestor: its cause is that
-//! ancestor's, looked up when asked for instead of copied into every node.
+//! * `LINKED`: in the nearest cancellable ancestor's list (a node without
+//!   one is born `LINKED`: it has nobody to join). Set under that ancestor's
+//!   lock; kept when done, so that the node knows to leave the list.
+//! * `LISTED`: may have something to notify or release (entries, a timer,
+//!   extras). Set under the node's own lock, once linked, before any of
+//!   them goes in; kept until the cancel. A node that is not `LISTED` is
+//!   cancelled with one compare-and-swap, without its lock.
+//! * `DROPPED`: cancelled by a dropped [`CancelHandle`](crate::CancelHandle)
+//!   (only `Debug` shows it). `INHERITED`: cancelled by an ancestor, whose
+//!   cause is its cause, looked up when asked for.
 //!
 //! # Invariants
 //!
-//! 1. The state changes once from live to done: by a CAS from `LIVE`, or
-//!    under the lock in the critical section that records the cause and
-//!    takes the node's entries, timer and extras out. So `err()` is one
-//!    atomic load, and once it reads "done" the cause is recorded (a cause
-//!    always takes the locked path, which writes it before the state).
-//! 2. Anything is listed under the lock only after setting `LISTED` from a
-//!    live state ([`CancelNode::add_entry`], [`CancelNode::poll_waiter`]):
-//!    a lock-free cancel's CAS from `LIVE` then fails and takes the lock,
-//!    or it won first and the lister sees "done". So an entry is either in
-//!    what the cancel takes, or its owner sees "done": no lost wake-up, no
-//!    child born live under a cancelled parent.
+//! 1. A node's own state changes once from live to done: by a CAS from a
+//!    state without `LISTED`, or under its lock in the critical section that
+//!    records the cause and takes its entries, timer and extras out. A cause
+//!    always takes the locked path, which writes it before the state.
+//! 2. Anything is listed in a node only after setting `LISTED` from a live,
+//!    linked state under the node's lock ([`CancelNode::add_entry`],
+//!    [`CancelNode::poll_waiter`], [`CancelNode::set_timer`]): a lock-free
+//!    cancel's CAS then fails and takes the lock, or it won first and the
+//!    lister sees "done". And a node is linked before it lists anything, so
+//!    its ancestors' cancels reach what it lists. So no lost wake-up, and no
+//!    child live under a cancelled parent.
 //! 3. A done node never lists anything again, so an index into its entries
 //!    held by someone else is dead, never reused ([`CancelNode::remove_entry`]
 //!    then has nothing to do).
-//! 4. A child holds its parent (a [`Context`]) strongly; the nearest
-//!    cancellable ancestor holds the child only weakly, at the index the child
-//!    keeps in `slot`. A child leaves that list when it is cancelled or
-//!    dropped, so a long-lived parent does not grow with short-lived children.
+//! 4. A child holds its parent (a [`Context`]) strongly; an ancestor holds a
+//!    linked child only weakly, at the index the child keeps in `slot`. A
+//!    child leaves that list when it is cancelled or dropped, so a long-lived
+//!    parent does not grow with short-lived children.
 //!
-//! # Deadlock safety: never two locks, never user code under a lock
+//! # Deadlock safety: locks from the leaves up, never user code under one
 //!
-//! No code path holds two node locks at once: a cancel takes its own lock,
-//! lets go, visits its descendants (each under its own lock, one at a time)
-//! and unlinks from its parent (under the parent's lock). That rules out
-//! lock-order deadlocks between a parent's cancel and a child's creation or
-//! drop.
+//! A node's lock is held while it joins its parent (which takes the parent's
+//! lock, and so on up while ancestors join theirs): locks nest only from a
+//! descendant to an ancestor. Every other path holds one lock at a time: a
+//! cancel takes its own lock, lets go, visits its descendants (each under
+//! its own lock, one at a time) and unlinks from its parent (under the
+//! parent's lock). So no two threads can wait for each other's locks.
 //!
 //! No user code ever runs while a node lock is held: not a waker's `wake`,
 //! `clone` or `drop`, not an after_func, not a value's or a cause's `Drop`.
@@ -64,20 +79,20 @@
 //!
 //! A cancel runs in two phases (`cancel.rs`):
 //!
-//! 1. mark: every live node of the subtree is set done (`INHERITED`), and its
-//!    entries are taken; iteratively, so a 10,000-deep chain does not
-//!    overflow the stack;
+//! 1. mark: every live linked node of the subtree is set done (`INHERITED`),
+//!    and its entries are taken; iteratively, so a 10,000-deep chain does not
+//!    overflow the stack (unlinked nodes see the cancel through the walk);
 //! 2. notify: only then are the waiters woken, the after_funcs started and
 //!    the descendants' references dropped.
 //!
 //! So any code that runs *because of* a cancellation (a woken task, an
 //! after_func, a drop) sees the whole subtree done, and `cancel()` returns
 //! with every descendant done. A thread that merely reads `err()` while
-//! another thread is in phase 1 can see a parent done and a child not yet:
-//! Go (1.23 and later, where `Err` is an atomic load) has the same window,
-//! since its `cancel` stores the parent's error before cancelling children.
-//! It is safe for the same reason: whoever must stop is woken only after
-//! phase 1, and a child is never done *before* its parent.
+//! another thread is in phase 1 can see a parent done and a linked child not
+//! yet: Go (1.23 and later, where `Err` is an atomic load) has the same
+//! window, since its `cancel` stores the parent's error before cancelling
+//! children. It is safe for the same reason: whoever must stop is woken only
+//! after phase 1, and a child is never done *before* its parent.
 //!
 //! # Panics of user code
 //!
@@ -107,7 +122,10 @@ use crate::sync::{AtomicU8, AtomicU32, Mutex, Ordering, lock};
 pub(crate) use cancel::Panic;
 use cancel::Taken;
 
+/// Live and not (yet) in its ancestor's list.
 const LIVE: u8 = 0;
+/// In the nearest cancellable ancestor's list (or without one).
+const LINKED: u8 = 0b0100_0000;
 /// Live, and something may be listed, armed or held: cancel under the lock.
 const LISTED: u8 = 0b1000_0000;
 /// The error of a done node, in the low bits: 1 or 2, 0 while live.
@@ -118,6 +136,10 @@ const DEADLINE_EXCEEDED: u8 = 2;
 const DROPPED: u8 = 0b0000_0100;
 /// Flag of a done node: cancelled by an ancestor, whose cause is its cause.
 const INHERITED: u8 = 0b0000_1000;
+
+/// The most unlinked nodes between any node and a linked ancestor (itself
+/// included): what a walk for the state costs at most, in loads.
+const MAX_HOPS: u8 = 4;
 
 #[inline]
 fn encode(err: Error) -> u8 {
@@ -146,8 +168,8 @@ pub(crate) enum Kind {
     Token,
 }
 
-/// What a node notifies when it is cancelled: its children, its after_func
-/// callbacks and its waiting tasks, in one list.
+/// What a node notifies when it is cancelled: its linked children, its
+/// after_func callbacks and its waiting tasks, in one list.
 pub(crate) enum Entry {
     Node(Weak<CancelNode>),
     AfterFunc(Arc<AfterFuncEntry>),
@@ -184,7 +206,8 @@ struct Inner {
     /// `None` ("the same as `err()`", or the ancestor's if `INHERITED`).
     /// Replaced once, with the state.
     extra: Option<Arc<Extra>>,
-    /// Children, after_funcs and waiters while live; emptied for good by the cancel.
+    /// Linked children, after_funcs and waiters while live; emptied for good
+    /// by the cancel.
     entries: Slab<Entry>,
     /// The armed deadline: set once after arming, unless done by then; taken
     /// by the cancel.
@@ -196,8 +219,11 @@ struct Inner {
 pub(crate) struct CancelNode {
     state: AtomicU8,
     kind: Kind,
+    /// Unlinked nodes from here up to a linked ancestor, this one included,
+    /// when this one was made (0: linked from the start). Fixed.
+    hops: u8,
     /// Our index in the nearest cancellable ancestor's entries: written once,
-    /// when listed; read under that ancestor's lock.
+    /// when linked; read under that ancestor's lock.
     slot: AtomicU32,
     /// The effective deadline, the earlier of our own and the inherited one. Fixed.
     deadline: PackedDeadline,
@@ -207,7 +233,8 @@ pub(crate) struct CancelNode {
 }
 
 impl CancelNode {
-    /// Creates a child of `parent`, linked to its nearest cancellable ancestor.
+    /// Creates a child of `parent`; see the module docs for when it joins
+    /// its nearest cancellable ancestor.
     ///
     /// `deadline` is this node's own deadline, if any. If the parent's is
     /// earlier, the parent's wins and no timer is armed (Go does the same); a
@@ -230,18 +257,24 @@ impl CancelNode {
             },
         };
         // Born done under a done parent: its error, and its cause by lookup.
-        let born = ancestor
-            .and_then(|a| a.err())
-            .map_or(LIVE, |err| encode(err) | INHERITED);
+        let (state, hops) = match ancestor {
+            None => (LINKED, 0),
+            Some(ancestor) => match ancestor.err() {
+                Some(err) => (encode(err) | INHERITED, 0),
+                None if ancestor.state.load(Ordering::Acquire) & LINKED != 0 => (LIVE, 1),
+                None => (LIVE, ancestor.hops.saturating_add(1)),
+            },
+        };
         let extra = own_timer
             .and(deadline_cause)
-            .filter(|_| born == LIVE)
+            .filter(|_| decode(state).is_none())
             .map(|cause| Arc::new(Extra::Live(Live::with_deadline_cause(cause))));
         let node = Arc::new(CancelNode {
-            state: AtomicU8::new(if extra.is_some() { LISTED } else { born }),
-            deadline,
+            state: AtomicU8::new(state),
             kind,
+            hops,
             slot: AtomicU32::new(NIL),
+            deadline,
             parent: parent.clone(),
             inner: Mutex::new(Inner {
                 extra,
@@ -249,22 +282,15 @@ impl CancelNode {
                 timer: None,
             }),
         });
-        if born != LIVE {
+        if decode(state).is_some() {
             return node; // never linked or armed
         }
-        if let Some(ancestor) = ancestor {
-            match ancestor.add_entry(Entry::Node(Arc::downgrade(&node))) {
-                Ok(index) => node.slot.store(index, Ordering::Relaxed),
-                Err(_refused) => {
-                    // Cancelled since we looked: nobody else can see `node`
-                    // yet, so set it as the cancel would have.
-                    let err = ancestor.err().unwrap_or(Error::Canceled);
-                    let old = std::mem::take(&mut lock(&node.inner).extra);
-                    node.state.store(encode(err) | INHERITED, Ordering::Release);
-                    drop(old); // a deadline cause's `Drop`: unlocked
-                    return node;
-                }
-            }
+        // A timer makes the node listed, hence linked; so does a node that
+        // would otherwise be too far from a linked ancestor.
+        if (own_timer.is_some() || node.hops > MAX_HOPS)
+            && !node.join()
+        {
+            return node; // the parent was cancelled meanwhile
         }
         if let Some(when) = own_timer {
             deadline::arm(&node, when);
@@ -272,14 +298,37 @@ impl CancelNode {
         node
     }
 
+    /// Why this node is done, if it is: its own state, or, while it is not
+    /// linked, the first of its ancestors that is done.
     #[inline]
     pub(crate) fn err(&self) -> Option<Error> {
-        decode(self.state.load(Ordering::Acquire))
+        let state = self.state.load(Ordering::Acquire);
+        if state & (ERR | LINKED) != 0 {
+            return decode(state);
+        }
+        self.ancestors_err()
     }
 
     #[inline]
     pub(crate) fn is_done(&self) -> bool {
-        self.state.load(Ordering::Acquire) & ERR != 0
+        let state = self.state.load(Ordering::Acquire);
+        if state & (ERR | LINKED) != 0 {
+            return state & ERR != 0;
+        }
+        self.ancestors_err().is_some()
+    }
+
+    /// The walk of an unlinked node: up to the first linked or done ancestor.
+    #[cold]
+    fn ancestors_err(&self) -> Option<Error> {
+        let mut node = self;
+        loop {
+            node = node.parent.signal()?;
+            let state = node.state.load(Ordering::Acquire);
+            if state & (ERR | LINKED) != 0 {
+                return decode(state);
+            }
+        }
     }
 
     /// True if this node was cancelled by dropping its handle.
@@ -300,16 +349,19 @@ impl CancelNode {
     }
 
     /// Why this node is done: the cause recorded where its cancellation
-    /// started (here, or the ancestor it inherited it from).
+    /// started (here, or the ancestor it comes from).
     pub(crate) fn cause(&self) -> Option<Cause> {
         let err = self.err()?;
+        // Up past inherited and unlinked live nodes, to where it started.
         let mut node = self;
-        // An inherited cancellation always has a done cancellable ancestor;
-        // the walk stops at the one where it started.
-        while node.state.load(Ordering::Acquire) & INHERITED != 0 {
+        loop {
+            let state = node.state.load(Ordering::Acquire);
+            if state & ERR != 0 && state & INHERITED == 0 {
+                break;
+            }
             match node.parent.signal() {
                 Some(ancestor) => node = ancestor,
-                None => break,
+                None => return Some(err.into()),
             }
         }
         let inner = lock(&node.inner);
@@ -346,20 +398,23 @@ impl CancelNode {
 
     /// `None` if the node was already done.
     fn cancel_with(&self, code: u8, cause: Option<Cause>) -> Option<Panic> {
-        // Most handles are dropped after their context is done: one load.
+        // Most handles are dropped after their context is done: one load
+        // (and a short walk for an unlinked one).
         let state = self.state.load(Ordering::Acquire);
-        if state & ERR != 0 {
+        if state & ERR != 0 || (state == LIVE && self.ancestors_err().is_some()) {
             return None;
         }
         // Nothing listed, armed or held, and no cause to record: no lock.
-        if state == LIVE
+        if state & LISTED == 0
             && cause.is_none()
             && self
                 .state
-                .compare_exchange(LIVE, code, Ordering::AcqRel, Ordering::Acquire)
+                .compare_exchange(state, code | state, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
         {
-            self.unlink();
+            if state & LINKED != 0 {
+                self.unlink();
+            }
             return Some(Panic::default());
         }
         self.cancel_locked(code, cause, false)
@@ -369,39 +424,104 @@ impl CancelNode {
     /// deadline's (if no `cause` is given).
     fn cancel_locked(&self, code: u8, cause: Option<Cause>, deadline: bool) -> Option<Panic> {
         let mut inner = lock(&self.inner);
-        if self.is_done() {
-            return None;
-        }
+        // Claim the cancellation with a CAS: a node that is not LISTED may be
+        // cancelled lock-free, or joined (LINKED), at the same time. Readers
+        // of the cause take this lock, so they wait until it is written.
+        let linked = loop {
+            let state = self.state.load(Ordering::Acquire);
+            if state & ERR != 0 || (state & LINKED == 0 && self.ancestors_err().is_some()) {
+                return None;
+            }
+            let done = code | (state & LINKED);
+            if self
+                .state
+                .compare_exchange(state, done, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                break state & LINKED != 0;
+            }
+        };
         let cause = cause.or_else(|| match (deadline, inner.extra.as_deref()) {
             // A cause's clone is a reference count: no user code under the lock.
             (true, Some(Extra::Live(live))) => live.deadline_cause.clone(),
             _ => None,
         });
-        let done = cause.map(|cause| Arc::new(Extra::Done(cause)));
-        let taken = Taken::take(&mut inner, &self.state, code, done);
+        let taken = Taken::take(&mut inner, cause.map(|cause| Arc::new(Extra::Done(cause))));
         drop(inner);
         // We leave the parent's list ourselves; our descendants leave ours
         // wholesale, with the entries `take` took.
-        self.unlink();
+        if linked {
+            self.unlink();
+        }
         Some(taken.propagate(decode(code).unwrap_or(Error::Canceled)))
     }
 
-    /// Under the lock: makes sure the node is `LISTED` before something is
-    /// listed, armed or held. False if it is done (then nothing may be).
-    fn list(&self) -> bool {
-        match self.state.load(Ordering::Acquire) {
-            LISTED => true,
-            // A lock-free cancel may win this race: then the node is done.
-            LIVE => self
-                .state
-                .compare_exchange(LIVE, LISTED, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok(),
-            _ => false,
+    /// Joins the nearest cancellable ancestor's list (joining its own first,
+    /// if it has not), so that its cancel reaches this node. False if this
+    /// node is done (or found done on the way: then it is marked so).
+    ///
+    /// May be called with this node's lock held (locks nest from a
+    /// descendant up to an ancestor, never the other way).
+    fn join(self: &Arc<Self>) -> bool {
+        let state = self.state.load(Ordering::Acquire);
+        if state & ERR != 0 {
+            return false;
         }
+        if state & LINKED != 0 {
+            return true;
+        }
+        let Some(ancestor) = self.parent.signal() else {
+            return true; // nothing to join (a root is born linked)
+        };
+        // At most MAX_HOPS levels: the unlinked ancestors of an unlinked node.
+        let joined = ancestor.join() && {
+            let mut inner = lock(&ancestor.inner);
+            // Our own lock-free cancel may race this: then we stay out.
+            ancestor.list()
+                && self
+                    .state
+                    .compare_exchange(LIVE, LINKED, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                && {
+                    let index = inner.entries.insert(Entry::Node(Arc::downgrade(self)));
+                    self.slot.store(index, Ordering::Relaxed);
+                    true
+                }
+        };
+        if joined {
+            return true;
+        }
+        // The ancestor is done (or we are): mark this node as the ancestor's
+        // cancel would have, unless its own state says done already.
+        if let Some(err) = ancestor.err() {
+            let _ = self.state.compare_exchange(
+                LIVE,
+                encode(err) | INHERITED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+        }
+        false
+    }
+
+    /// Under the lock, once linked: makes sure the node is `LISTED` before
+    /// something is listed, armed or held. False if it is done (then nothing
+    /// may be).
+    fn list(&self) -> bool {
+        let state = self.state.load(Ordering::Acquire);
+        if state & LISTED != 0 {
+            return true;
+        }
+        // A lock-free cancel may win this race: then the node is done.
+        state == LINKED
+            && self
+                .state
+                .compare_exchange(LINKED, LINKED | LISTED, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
     }
 
     /// Stores the armed timer, unless the node was cancelled meanwhile (then the
-    /// timer is dropped, which disarms it).
+    /// timer is dropped, which disarms it). The node is linked (`new_child`).
     pub(crate) fn set_timer(&self, timer: Timer) {
         let mut inner = lock(&self.inner);
         let unused = if self.list() {
@@ -415,7 +535,10 @@ impl CancelNode {
 
     /// Lists `entry` unless the node is done; then hands it back, for the
     /// caller to deal with (and drop) outside the lock.
-    pub(crate) fn add_entry(&self, entry: Entry) -> Result<u32, Entry> {
+    pub(crate) fn add_entry(self: &Arc<Self>, entry: Entry) -> Result<u32, Entry> {
+        if !self.join() {
+            return Err(entry);
+        }
         let mut inner = lock(&self.inner);
         if !self.list() {
             drop(inner);
@@ -427,7 +550,7 @@ impl CancelNode {
     /// Ready once the node is done; otherwise makes sure `waker` is listed,
     /// at `*slot` (`NIL` before the first registration). A waker listed by an
     /// earlier poll is kept if it would wake the same task, else replaced.
-    pub(crate) fn poll_waiter(&self, slot: &mut u32, waker: &Waker) -> Poll<()> {
+    pub(crate) fn poll_waiter(self: &Arc<Self>, slot: &mut u32, waker: &Waker) -> Poll<()> {
         if self.is_done() {
             return Poll::Ready(());
         }
@@ -445,6 +568,11 @@ impl CancelNode {
         }
         // Cloning a waker runs user code: not under the lock.
         let fresh = waker.clone();
+        if !self.join() {
+            *slot = NIL;
+            drop(fresh);
+            return Poll::Ready(());
+        }
         let mut inner = lock(&self.inner);
         if !self.list() {
             drop(inner);
@@ -492,7 +620,7 @@ impl CancelNode {
         drop(removed);
     }
 
-    /// Removes this node from its nearest cancellable ancestor's entries.
+    /// Removes this (linked) node from its nearest cancellable ancestor's entries.
     fn unlink(&self) {
         if let Some(ancestor) = self.parent.signal() {
             let index = self.slot.load(Ordering::Relaxed);
@@ -503,9 +631,10 @@ impl CancelNode {
         }
     }
 
-    /// Unlinks from the parent and hands the parent back, for [`drop_chain`].
+    /// Leaves the parent's list (if in it) and hands the parent back, for
+    /// [`drop_chain`].
     fn release(&mut self) -> Context {
-        if !self.is_done() {
+        if self.state.load(Ordering::Acquire) & (ERR | LINKED) == LINKED {
             self.unlink();
         }
         std::mem::take(&mut self.parent)
@@ -524,6 +653,12 @@ impl CancelNode {
     #[cfg(test)]
     fn count(&self, f: impl Fn(&Entry) -> bool) -> usize {
         lock(&self.inner).entries.count(f)
+    }
+
+    /// True if this node is in its ancestor's list.
+    #[cfg(test)]
+    pub(crate) fn is_linked(&self) -> bool {
+        self.state.load(Ordering::Acquire) & LINKED != 0
     }
 
     /// Bytes the node's entry list holds on the heap.

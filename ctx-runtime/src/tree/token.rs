@@ -15,7 +15,7 @@ use crate::sync::lock;
 impl CancelNode {
     /// A token cancelled when this node is done: a child of one token the
     /// node keeps (so a user cancelling theirs cancels nothing else).
-    pub(crate) fn cancellation_token(&self) -> CancellationToken {
+    pub(crate) fn cancellation_token(self: &Arc<Self>) -> CancellationToken {
         let mut inner = lock(&self.inner);
         let Some(live) = self.live_mut(&mut inner) else {
             drop(inner);
@@ -65,8 +65,9 @@ impl CancelNode {
 
     /// Under the lock: the node's live extras, made if missing; `None` if
     /// the node is done. (Live extras are never shared, so the `Arc` is ours.)
-    fn live_mut<'a>(&self, inner: &'a mut Inner) -> Option<&'a mut Live> {
-        if !self.list() {
+    /// Joins the parent first: a token must be reached by its cancels.
+    fn live_mut<'a>(self: &Arc<Self>, inner: &'a mut Inner) -> Option<&'a mut Live> {
+        if !self.join() || !self.list() {
             return None;
         }
         let extra = inner
