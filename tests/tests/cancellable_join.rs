@@ -192,22 +192,6 @@ async fn try_join_still_returns_the_first_error() {
     );
 }
 
-/// The arguments borrow temporaries that must live until the join is done.
-#[cancellable]
-async fn borrowed_temporaries(ctx: &Context) -> Result<usize, Error> {
-    async fn len(text: &str) -> usize {
-        tokio::task::yield_now().await;
-        text.len()
-    }
-    let (a, b) = tokio::join!(len(&String::from("abc")), len(&"de".to_owned()));
-    Ok(a + b)
-}
-
-#[tokio::test(start_paused = true)]
-async fn joined_arguments_may_borrow_temporaries() {
-    assert_eq!(borrowed_temporaries(&Context::background()).await, Ok(5));
-}
-
 #[cancellable]
 async fn join_biased(ctx: &Context, log: &std::sync::Mutex<Vec<u32>>) -> Result<(), Error> {
     let step = |n| async move {

@@ -190,7 +190,10 @@ async fn an_enabled_branch_is_waited_for_and_cancelled() {
     let task = tokio::spawn(async move { enabled_precondition(&ctx, &mut rx, true).await });
     tokio::time::sleep(Duration::from_secs(1)).await;
     cancel.cancel();
-    assert_eq!(task.await.unwrap(), Err(Error::Canceled));
+    let result = tokio::time::timeout(HOUR, task)
+        .await
+        .expect("ignored the cancel");
+    assert_eq!(result.unwrap(), Err(Error::Canceled));
     drop(tx);
 }
 
@@ -253,7 +256,10 @@ async fn the_awaits_of_a_handler_are_raced() {
     reached.await.unwrap();
     let cancelled_at = Instant::now();
     cancel.cancel();
-    assert_eq!(task.await.unwrap(), Err(Error::Canceled));
+    let result = tokio::time::timeout(HOUR, task)
+        .await
+        .expect("ignored the cancel");
+    assert_eq!(result.unwrap(), Err(Error::Canceled));
     assert_eq!(Instant::now(), cancelled_at);
 }
 
@@ -301,7 +307,10 @@ async fn a_bare_select_is_raced_as_tokio_s() {
     let task = tokio::spawn(async move { bare_select(&ctx, &mut rx).await });
     tokio::time::sleep(Duration::from_secs(1)).await;
     cancel.cancel();
-    assert_eq!(task.await.unwrap(), Err(Error::Canceled));
+    let result = tokio::time::timeout(HOUR, task)
+        .await
+        .expect("ignored the cancel");
+    assert_eq!(result.unwrap(), Err(Error::Canceled));
     drop(tx);
 }
 
@@ -327,10 +336,13 @@ async fn only_a_select(ctx: &Context, dropped: Arc<AtomicUsize>) -> Result<(), E
 async fn a_timeout_fires_through_a_select_and_drops_its_futures() {
     let dropped = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
-    assert_eq!(
-        only_a_select(&Context::background(), Arc::clone(&dropped)).await,
-        Err(Error::DeadlineExceeded)
-    );
+    let result = tokio::time::timeout(
+        HOUR,
+        only_a_select(&Context::background(), Arc::clone(&dropped)),
+    )
+    .await
+    .expect("the timeout did not fire through the select");
+    assert_eq!(result, Err(Error::DeadlineExceeded));
     assert_eq!(Instant::now() - start, Duration::from_millis(100));
     assert_eq!(dropped.load(Ordering::SeqCst), 1);
 }

@@ -406,10 +406,10 @@ fn check_return(sig: &Signature, shape: &Shape, errors: &mut Errors) -> Option<T
             errors.push(syn::Error::new_spanned(
                 ty,
                 "`#[cancellable]` cannot reach the awaits of a future boxed by hand: write this fn as \
-                 an `async fn` (or `fn .. -> impl Future<Output = Result<..>>` ending in an `async` \
-                 block), whose awaits it races against `ctx`; with `#[async_trait]`, put \
-                 `#[cancellable]` above it; or remove `#[cancellable]` and race the awaits by hand \
-                 with `ctx.run(fut).await?`",
+                 an `async fn` that takes `ctx` first and returns a `Result` (or as \
+                 `fn .. -> impl Future<Output = Result<..>>` ending in an `async` block), whose awaits \
+                 it races against `ctx`; with `#[async_trait]`, put `#[cancellable]` above it; or \
+                 remove `#[cancellable]` and race the awaits by hand with `ctx.run(fut).await?`",
             ));
             None
         }

@@ -4,7 +4,7 @@
 //! Stable procedural macros cannot emit warnings. Each warning is the use of
 //! a deprecated item of `ctx_runtime::__private::unraced`, whose note says
 //! why and what to do, spanned at the user's `.await`: rustc then prints
-//! "use of deprecated function `...`: <the note>" there.
+//! "use of deprecated function `...`: (the note)" there.
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::quote_spanned;
