@@ -28,13 +28,21 @@ pub(super) struct Read {
 pub(super) fn read(mac: &Macro) -> Option<Read> {
     let last = mac.path.segments.last()?.ident.to_string();
     let first = (mac.path.segments.len() > 1).then(|| mac.path.segments[0].ident.to_string());
-    let text = mac.tokens.to_string();
-    let has_futures_branch = text.starts_with("complete =>")
-        || text.starts_with("default =>")
-        || text.contains(", complete =>")
-        || text.contains(", default =>")
-        || text.contains("} complete =>")
-        || text.contains("} default =>");
+    // A branch `complete =>` or `default =>` of this select (not of one
+    // nested in it): at the top level, first or after a `,` or a block.
+    let trees: Vec<proc_macro2::TokenTree> = mac.tokens.clone().into_iter().collect();
+    let has_futures_branch = trees.iter().enumerate().any(|(i, tt)| {
+        use proc_macro2::TokenTree::{Group, Ident, Punct};
+        let named = matches!(tt, Ident(n) if n == "complete" || n == "default");
+        let arrow = matches!(
+            (trees.get(i + 1), trees.get(i + 2)),
+            (Some(Punct(a)), Some(Punct(b))) if a.as_char() == '=' && b.as_char() == '>'
+        );
+        let starts = i == 0
+            || matches!(&trees[i - 1], Punct(p) if p.as_char() == ',')
+            || matches!(&trees[i - 1], Group(_));
+        named && arrow && starts
+    });
     let (futures_style, biased) = match (last.as_str(), first.as_deref()) {
         ("select_biased", _) => (true, true),
         ("select", Some("tokio")) => (false, false),
