@@ -1,4 +1,4 @@
-//! Property tests of the expansion (`expand::expand`, on `proc_macro2`
+//! Property tests of the expansion (`emit::expand`, on `proc_macro2`
 //! streams) over generated, mutated and real items.
 //!
 //! Inputs:
@@ -16,21 +16,26 @@
 //! 2. Its output is one of
 //!    * an expansion: it parses as a file (from the tokens, and from their
 //!      printed text to the same tree), and it is exactly what the
-//!      documentation says (`oracle::check_expansion`): the item with its
-//!      prologues removed and each raced `match` turned back into
-//!      `<expr>.await` is the item as written, once both are printed the same
-//!      way; the prologues are the documented ones, and every await the
-//!      documentation says is rewritten was, and no other;
+//!      documentation says (`oracle::check_expansion`): each fn starts with
+//!      as many warnings as the documented rules leave awaits unraced (none
+//!      under `allow_unraced`), then the documented prologue; with those
+//!      removed and each raced await, `select!` and `join!` turned back into
+//!      what was written, the item is the item as written, once both are
+//!      printed the same way; and as many suspension points were raced as
+//!      the rules say;
 //!    * `compile_error!`s, then `#[allow(unused_variables)]` and the item
-//!      token for token (a block: minus its methods' `#[cancellable]`
-//!      attributes), which parses as a file;
+//!      (a block: minus its methods' `#[cancellable]` attributes), whose
+//!      fns may start with the documented type checks of the parts of their
+//!      signature that are right, and no other change
+//!      (`oracle::check_rejected`); it parses as a file;
 //!    * for an input that is not an item: `compile_error!`s then the input
 //!      token for token, or `{ compile_error!(..); <input> }` for an
 //!      expression.
 //! 3. It is an expansion exactly when the documented rules accept the item
-//!    (`oracle::accepted`: the signature, the options, the shape).
+//!    (`oracle::accepted`: the options, the signature, the shape, and no
+//!    footgun in a body).
 //!
-//! So every input without an `.await` and with a valid signature round-trips:
+//! So every input without a suspension point and with a valid signature round-trips:
 //! the expansion is the item with only the prologue (the entry check, and
 //! the child of a `timeout`) added in front of its statements.
 //!
@@ -53,7 +58,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 use quote::{ToTokens, quote};
 
-use crate::expand::expand;
+use crate::emit::expand;
 
 /// Cases of each proptest test when `CTX_FUZZ_CASES` is not set: about 5 s
 /// per test in a debug build (RELIABILITY.md has the figures of a 50x run).
@@ -163,15 +168,7 @@ fn check_one(attr: &TokenStream, item: &TokenStream, stats: &mut Stats) -> Resul
             if accepted {
                 return Err("rejected an item the documented rules accept".into());
             }
-            let verbatim = same(rest, quote!(#[allow(unused_variables)] #item));
-            let stripped = matches!(parsed, syn::Item::Impl(_) | syn::Item::Trait(_)) && {
-                let mut block = parsed.clone();
-                oracle::strip_inner_marks(&mut block);
-                same(rest, quote!(#[allow(unused_variables)] #block))
-            };
-            if !verbatim && !stripped {
-                return Err("the errors are not followed by the item as it was".into());
-            }
+            oracle::check_rejected(attr, &parsed, item, rest)?;
             debug_assert!(!file.items.is_empty());
         }
         None => {

@@ -1,22 +1,28 @@
 //! Procedural macros for `ctx-runtime`. Use them through `ctx_runtime::cancellable`.
 //!
-//! The crate is laid out like `tracing-attributes`: [`macro@cancellable`]
-//! is the entry point, `attr` parses its options, `sig` checks the
-//! signature, `rewrite` rewrites the awaits and `expand` emits the result.
+//! The crate is laid out like `tracing-attributes`: this file is the
+//! documentation and the entry point, [`macro@cancellable`]; the work is
+//! done in phases, one module each: `parse` (the options, and the item as
+//! functions), `check` (the signature, the footguns of a body), `rewrite`
+//! (the awaits, `select!`s and `join!`s, and the warnings for what it cannot
+//! race) and `emit` (the prologues and the item, or the errors).
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 
 use proc_macro::TokenStream;
 
-mod attr;
-mod expand;
+mod check;
+mod diag;
+mod emit;
 #[cfg(test)]
 mod fuzz_tests;
+mod idents;
+mod parse;
 mod rewrite;
-mod sig;
 
-/// Makes every `.await` of an async fn a race against its first parameter,
-/// `ctx`, and checks the context-first convention at compile time.
+/// Makes every `.await`, `select!` and `join!` of an async fn a race against
+/// its first parameter, `ctx`, and checks the context-first convention at
+/// compile time.
 ///
 /// Go's convention is that a function that may block takes a
 /// `context.Context` first, named `ctx`, and selects on `ctx.Done()` wherever
@@ -55,95 +61,152 @@ mod sig;
 ///   only `&mut` is rejected, since a context is immutable.
 /// * The return type is `Result<T, E>` where `E: From<ctx_runtime::Error>`:
 ///   `ctx_runtime::Error`, `std::io::Error`, `anyhow::Error`,
-///   `Box<dyn Error + Send + Sync>`, or your own error type with a `From`
-///   impl (a `#[from] ctx_runtime::Error` variant with thiserror). On
-///   cancellation the fn returns `Err(E::from(err))`.
+///   `Box<dyn Error + Send + Sync>`, or an error type of your own with a
+///   `From` impl (a `#[from] ctx_runtime::Error` variant with thiserror). A
+///   type of another crate, such as `String`, cannot be given that impl in
+///   yours: wrap it. On cancellation the fn returns `Err(E::from(err))`. A
+///   future boxed by hand (`Pin<Box<dyn Future<..>>>`, `BoxFuture`) is
+///   rejected: write an `async fn`.
 ///
-/// Every problem of a signature is reported in the same compile, at the
-/// offending parameter or type, with the fix. The item is still emitted
-/// unchanged next to the errors, so the rest of the crate (and IDE
-/// completion) keeps working.
+/// Every problem of a fn is reported in the same compile, at the offending
+/// parameter, type or expression, with a fix that applies: a `ctx` out of
+/// place and a return type that is not a `Result` are two errors. The item
+/// is still emitted, unchanged but for the type checks of its signature,
+/// next to the errors, so the rest of the crate (and IDE completion) keeps
+/// working.
 ///
 /// # What it does
 ///
 /// 1. **Entry check.** The body starts with a check of `ctx`: an
 ///    already-cancelled context returns before any work, as Go's
-///    `if err := ctx.Err(); err != nil { return err }`.
-/// 2. **Await rewriting.** Every `.await` of the body becomes a biased race
-///    against `ctx`: the context is checked (one atomic load) before each
-///    poll of the awaited future, and its waker is registered with the
-///    context only while that future is pending, once per call of the
-///    function. When the context is done, the awaited future is dropped and
-///    the function returns `Err(E::from(err))`. `.await` semantics are kept
-///    otherwise: anything `IntoFuture` can be awaited, nothing needs to be
-///    `'static`, temporaries live as long as with a plain `.await`, and the
-///    returned future is `Send` whenever the original was.
-///    The context watched is the one `ctx` names on entry (one watch per
-///    call): rebinding `ctx` later in the body does not change it.
-///
-/// The awaits that are rewritten are those of the function's own body,
-/// wherever they are in it:
+///    `if err := ctx.Err(); err != nil { return err }`. A fn without any
+///    suspension point (a sync fn, or an `async fn` without `.await`,
+///    `select!` or `join!`) gets this check only.
+/// 2. **Awaits.** Every `.await` of the body becomes a biased race against
+///    `ctx`: the context is checked (one atomic load) before each poll of
+///    the awaited future, and its waker is registered with the context only
+///    while that future is pending, once per call of the function. When the
+///    context is done, the awaited future is dropped and the function
+///    returns `Err(E::from(err))`. `.await` semantics are kept otherwise:
+///    anything `IntoFuture` can be awaited, nothing needs to be `'static`,
+///    temporaries live as long as with a plain `.await`, and the returned
+///    future is `Send` whenever the original was. The context watched is the
+///    one `ctx` names on entry (one watch per call): rebinding `ctx` later in
+///    the body does not change it.
+/// 3. **`select!`.** Every `tokio::select!` (and a bare `select!`, read as
+///    tokio's unless it has a `complete` or `default` branch),
+///    `futures::select!` and `futures::select_biased!` gets one more branch
+///    that watches the context and returns `Err(E::from(err))` from the fn
+///    when it fires: first under `biased;` and in `select_biased!` (so it
+///    wins over branches that are already ready), last otherwise. The
+///    select behaves as written in every other way: preconditions are
+///    evaluated once, a branch whose pattern fails is disabled, `else =>`
+///    (tokio) and `complete =>` (futures) run when every branch is disabled
+///    or done, and without them the macro panics as it would; `default =>`
+///    runs when nothing is ready; `break`, `continue` and `return` in
+///    handlers are unchanged. The awaits of preconditions and handlers are
+///    raced like any other.
+/// 4. **`join!` and `try_join!`** (tokio's and futures') are awaited as one
+///    raced future: a cancellation drops every joined future and returns
+///    from the fn. The arguments are evaluated first, in order, in the fn's
+///    own control flow (a `?` in one still leaves the fn, an await in one is
+///    raced on its own).
 ///
 /// ```
 /// # use ctx_runtime::{cancellable, Context, Error};
-/// # async fn next(_: u32) -> Option<u32> { None }
-/// # async fn ok(_: u32) -> bool { true }
+/// # async fn fetch(id: u32) -> u32 { id }
 /// #[cancellable]
-/// async fn everywhere(ctx: &Context, mut rx: tokio::sync::mpsc::Receiver<u32>) -> Result<u32, Error> {
-///     let mut total = 0;
-///     while let Some(n) = rx.recv().await {          // loop conditions
-///         total += match next(n).await {             // match scrutinees
-///             Some(m) if ok(m).await => m,           // guards and arms
-///             _ => 0,
-///         };
+/// async fn serve(ctx: &Context, mut jobs: tokio::sync::mpsc::Receiver<u32>) -> Result<u32, Error> {
+///     let mut done = 0;
+///     loop {
+///         tokio::select! {                                 // raced: returns Err on cancel
+///             Some(id) = jobs.recv() => {
+///                 let (a, b) = tokio::join!(fetch(id), fetch(id + 1)); // raced as one
+///                 done += a + b;
+///             }
+///             else => break,                                   // still runs when `jobs` closes
+///         }
 ///     }
-///     let Some(last) = next(total).await else {     // let-else
-///         return Ok(total);
-///     };
-///     assert!(ok(last).await, "{}", next(1).await.unwrap_or(0)); // macro arguments
-///     let found = 'search: {                         // labeled blocks, loops, break values
-///         break 'search next(last).await;
-///     };
-///     Ok(found.unwrap_or(total))
+///     Ok(done)
 /// }
 /// ```
 ///
-/// That includes the arguments of macros whose input is a comma-separated
-/// list of expressions: `assert!`, `assert_eq!`, `println!`, `format!`,
-/// `write!`, `vec![...]`, `dbg!` and the like.
+/// The suspension points that are raced are those of the function's own
+/// body, wherever they are in it: loop conditions, match scrutinees, guards
+/// and arms, `let`-`else`, labeled blocks, and the arguments of macros whose
+/// input is a list of expressions (`assert!`, `assert_eq!`, `println!`,
+/// `format!`, `write!`, `vec![..]` and `vec![x; n]`, `dbg!`, `pin!`, the
+/// first argument of `matches!`...).
 ///
-/// # What is not rewritten
+/// # What is not raced, and warns
 ///
-/// An early `return` would leave the wrong function (or none at all) from:
+/// An early `return` would leave the wrong function (or none at all) from
+/// these, so their awaits are left as they are, and each gets a
+/// compile-time **warning** at its `.await` saying why and what to do:
 ///
-/// * closures, including `async` closures, and `async` blocks;
-/// * nested `fn` items and `impl` blocks;
-/// * macros whose input is not a list of expressions, or that run their
-///   arguments concurrently: anything invoked with braces (`foo! { ... }`),
-///   `select!`, `select_biased!`, `join!`, `try_join!`, `pin!`, `stream!`,
-///   `try_stream!`, and the macros that turn tokens into data instead of
-///   evaluating them: `stringify!`, `concat!`, `quote!`, `quote_spanned!`,
-///   `parse_quote!`, `parse_quote_spanned!`;
-/// * awaits that a macro produces when it expands (the attribute sees only
-///   the tokens written in the body).
+/// * closures (`async` ones too);
+/// * `async` blocks that are not awaited where they are written; one that is
+///   part of an awaited expression (`ctx.run(async { .. }).await?`,
+///   `timeout(d, async { .. }).await`), of a raced `join!` or of a select
+///   branch's future, or that is bound by `let` to a name that is awaited
+///   later (`let fut = async { .. }; fut.await`), is raced with it, and does
+///   not warn;
+/// * `async` blocks given to a spawn call (`tokio::spawn(async { .. })`,
+///   `set.spawn(..)`): the task outlives the fn whatever is awaited later. A
+///   closure given to one (`ctx_runtime::spawn(&ctx, |ctx| async move { .. })`,
+///   `Group::spawn`) runs under a context of its own and does not warn;
+/// * the input of a macro that is not a list of expressions, or is given in
+///   braces (`my_dsl! { .. }`, `stream! { .. }`), and a `select!` that cannot
+///   be read or is another crate's;
+/// * the future expressions of the branches of a `biased;` `select!` or
+///   `select_biased!`, which are evaluated after its watch branch took the
+///   context: await them into a variable before the select.
 ///
-/// Their awaits are left as they are. Race them by hand where it matters,
-/// with `ctx.run(fut).await?` (or `ctx.done()` in a `select!`):
+/// `select!` and `join!` in closures and unawaited `async` blocks warn too.
+/// Race what matters by hand with `ctx.run(fut).await?` (or a branch
+/// `err = ctx.done() => return Err(err.into())` in a select), run a task
+/// with `ctx_runtime::spawn(&ctx, |ctx| ..)`, and silence the warnings of a
+/// fn whose unraced awaits are meant with `#[cancellable(allow_unraced)]`:
 ///
 /// ```
 /// # use ctx_runtime::{cancellable, Context, Error};
 /// # async fn slow(_: u32) -> u32 { 0 }
-/// #[cancellable]
+/// #[cancellable(allow_unraced)]
 /// async fn by_hand(ctx: &Context, ids: Vec<u32>) -> Result<u32, Error> {
 ///     let mut sum = 0;
 ///     for id in ids {
-///         let task = async move { slow(id).await }; // not rewritten: an async block
-///         sum += ctx.run(task).await?;              // raced by hand
+///         let task = async move { slow(id).await }; // awaited through `ctx.run`: no warning
+///         sum += ctx.run(task).await?;
 ///     }
-///     let (a, b) = tokio::join!(slow(1), slow(2));  // not rewritten: join!
-///     Ok(sum + a + b)
+///     let detached = async { slow(0).await };          // not awaited: would warn
+///     drop(detached);
+///     Ok(sum)
 /// }
 /// ```
+///
+/// Nothing is said about nested `fn` items and `impl` blocks (they are other
+/// functions), the macros that turn tokens into data instead of evaluating
+/// them (`stringify!`, `concat!`, `quote!`, `quote_spanned!`,
+/// `parse_quote!`, `parse_quote_spanned!`), and awaits that a macro produces
+/// when it expands (the attribute sees only the tokens written in the body).
+///
+/// The warnings are uses of deprecated items (stable Rust has no other way
+/// for a macro to warn), so rustc prints them as
+/// `use of deprecated function ctx_runtime::__private::unraced::in_an_async_block: ...`,
+/// and `#![deny(deprecated)]` turns them into errors.
+///
+/// # Footguns that are errors
+///
+/// Inside an annotated body (closures and `async` blocks included):
+///
+/// * `let (x, _) = parent.with_cancel();` (or `with_timeout`,
+///   `with_deadline`, their `_cause` forms, or `(x, ..)`): the `_` drops the
+///   `CancelHandle` at once, and dropping it cancels `x`. Bind it:
+///   `let (x, _cancel) = ...`, Go's `defer cancel()`.
+/// * `Context::background()` or `Context::todo()`: the fn already has
+///   `ctx`, and a new root cuts its work off from the caller's cancellation
+///   and deadline (Go's `contextcheck`). Derive from `ctx`, or use
+///   `ctx.without_cancel()` for work that must outlive the call.
 ///
 /// # Where it goes
 ///
@@ -152,10 +215,10 @@ mod sig;
 ///   `impl Trait` arguments.
 /// * On a fn returning `impl Future<Output = Result<..>>` whose body ends in
 ///   an `async` block (the way to write a `Send` future in a trait): that
-///   block's awaits are rewritten and it starts with the entry check. The
-///   watch of `ctx` (and the child of a `timeout`, whose clock then starts at
-///   the call) is made at the call and moved into the future, so the future
-///   borrows nothing it did not borrow before.
+///   block is rewritten like an `async fn`'s body and starts with the entry
+///   check. The watch of `ctx` (and the child of a `timeout`, whose clock
+///   then starts at the call) is made at the call and moved into the
+///   future, so the future borrows nothing it did not borrow before.
 /// * On a plain (sync) fn: the signature check and the entry check only.
 /// * On an `impl` block or a `trait`: it applies to every async method (and
 ///   every `-> impl Future` method), including default bodies in traits; for
@@ -165,9 +228,6 @@ mod sig;
 ///   `#[cancellable(...)]` (which also brings a sync method in). Sync methods
 ///   are otherwise left alone, except that a `ctx` out of place is reported.
 ///   Options on the block are the default of its methods.
-///
-/// Not supported: fns that return a boxed future (`Pin<Box<dyn Future>>`)
-/// by hand; make them `async fn`s, or race their awaits with `ctx.run`.
 ///
 /// ```
 /// # use ctx_runtime::{cancellable, Context, Error};
@@ -189,9 +249,20 @@ mod sig;
 /// }
 /// ```
 ///
-/// With `#[async_trait]`, put `#[cancellable]` *above* it (attributes run
-/// from the top down, and `#[cancellable]` must see the `async fn`s);
-/// under it, `#[cancellable]` reports that the order must be swapped.
+/// # With other attributes
+///
+/// Attributes run from the top down, each on what the one above produced.
+///
+/// * `#[async_trait]`: put `#[cancellable]` *above* it, as it must see the
+///   `async fn`s; under it, `#[cancellable]` reports that the order must be
+///   swapped.
+/// * `#[tracing::instrument]`, in either order, with different race points.
+///   With `#[cancellable]` above, every await of the body is raced, inside
+///   the fn's span (an early return, and its `tracing` event, happen in the
+///   span). With `#[instrument]` above, the instrumented body is one `async`
+///   block awaited once, and that await is raced: a cancellation drops the
+///   whole body, at whichever await it was, from outside the span. The entry
+///   check comes first in both.
 ///
 /// # Options
 ///
@@ -201,10 +272,10 @@ mod sig;
 ///   `ctx` names inside the body: a `&Context` if the parameter was a
 ///   reference, a `Context` otherwise (so a body that used your own
 ///   `AsContext` type as `ctx` sees a plain context). An earlier deadline of
-///   the parent still wins. The string is parsed
-///   at compile time, like Go's `time.ParseDuration`: numbers (decimals
-///   allowed) with units `ns`, `us` (or `µs`), `ms`, `s`, `m`, `h`, as in
-///   `"1.5s"` or `"1m30s"`.
+///   the parent still wins. The string is parsed at compile time, like Go's
+///   `time.ParseDuration`: numbers (decimals allowed) with units `ns`, `us`
+///   (or `µs`), `ms`, `s`, `m`, `h`, as in `"1.5s"` or `"1m30s"`.
+/// * `allow_unraced`: no warning for the awaits it leaves unraced.
 /// * `skip`: on a method of a `#[cancellable]` impl block or trait, leave it
 ///   alone.
 ///
@@ -222,6 +293,15 @@ mod sig;
 /// # }
 /// ```
 ///
+/// # `tracing`
+///
+/// With ctx-runtime's feature `tracing`, every early return of a
+/// `#[cancellable]` fn emits a `debug` event (target
+/// `ctx_runtime::cancellable`) with the fields `function` (its path, as
+/// `my_crate::module::fetch` or `my_crate::Client::get`) and `error`.
+/// Without the feature the hook compiles to nothing, and no `tracing`
+/// dependency is needed.
+///
 /// # Expansion
 ///
 /// For reference (names starting with `__ctx` are hygienic: the body can
@@ -235,159 +315,66 @@ mod sig;
 /// }
 /// // becomes
 /// async fn f(ctx: &Context, x: u32) -> Result<u32, E> {
-///     let __ctx_exit = ::ctx_runtime::__private::exit_fn::<Result<u32, E>>();
+///     let __ctx_exit = |__ctx_err: ::ctx_runtime::__private::Error| {
+///         ::ctx_runtime::__private::exit(
+///             <Result<u32, E> as ::ctx_runtime::__private::CancelReturn>::WRAP,
+///             ::ctx_runtime::__private::FromContextError::FROM,
+///             ::core::concat!(::core::module_path!(), "::", "f"),
+///             __ctx_err,
+///         )
+///     };
 ///     let mut __ctx_watch = ::ctx_runtime::__private::Watch::new(
-///         ::ctx_runtime::__private::as_context(&ctx));
-///     if let Err(err) = __ctx_watch.check() { return __ctx_exit(err); }
+///         ::ctx_runtime::__private::IsContext::context(&ctx));
+///     if let ::core::result::Result::Err(__ctx_err) = __ctx_watch.check() {
+///         return __ctx_exit(__ctx_err);
+///     }
 ///     let a = match ::core::future::IntoFuture::into_future(g(x)) {
-///         fut => match ::ctx_runtime::__private::race(&mut __ctx_watch, fut).await {
-///             Ok(value) => value,
-///             Err(err) => return __ctx_exit(err),
+///         __ctx_fut => match ::ctx_runtime::__private::race(&mut __ctx_watch, __ctx_fut).await {
+///             ::core::result::Result::Ok(__ctx_value) => __ctx_value,
+///             ::core::result::Result::Err(__ctx_err) => return __ctx_exit(__ctx_err),
 ///         },
 ///     }?;
 ///     Ok(a)
 /// }
 /// ```
 ///
-/// The `if let` of the entry check and the `match`es use absolute paths
-/// only (`::ctx_runtime::__private::...`, `::core::...`), so the crate using
-/// the attribute must depend on `ctx-runtime` under that name; what the
-/// user's scope calls `Result`, `Ok` or `core` does not matter.
+/// * Without a suspension point, the watch is not made: the check is
+///   `::ctx_runtime::__private::Context::check(<the context>)`.
+/// * With a `timeout`, the child is made first,
+///   `let (__ctx_child, __ctx_guard) = ::ctx_runtime::__private::Context::with_timeout(<ctx>, ::ctx_runtime::__private::Duration::new(secs, nanos));`,
+///   watched, and `ctx` is shadowed by it (`let ctx = &__ctx_child;`, with
+///   `#[allow(unused_variables, unused_mut)]`).
+/// * A `select!` becomes
+///   `{ let __ctx_select = ::ctx_runtime::__private::Select::new(<branches without a precondition>); <the select> }`
+///   where each branch's future `fut` is wrapped, tokio's as
+///   `::ctx_runtime::__private::select_branch(&__ctx_select, fut, |__ctx_out| <does it match the pattern>)`
+///   with each precondition `c` as
+///   `::ctx_runtime::__private::Select::enable(&__ctx_select, c)`, futures'
+///   as `::ctx_runtime::__private::fused_branch(&__ctx_select, fut)` (`&mut fut`
+///   for a future named by a path), and the branch added is
+///   `::core::option::Option::Some(__ctx_err) = ::ctx_runtime::__private::select_watch(&mut __ctx_watch, &__ctx_select) => { return __ctx_exit(__ctx_err); }`
+///   (tokio) or
+///   `__ctx_err = ::ctx_runtime::__private::fused_watch(&mut __ctx_watch, &__ctx_select, <no default branch>) => { return __ctx_exit(__ctx_err); }`
+///   (futures).
+/// * A `join!(a, b)` becomes
+///   `match (a, b,) { (__ctx_joined0, __ctx_joined1,) => <async move { join!(__ctx_joined0, __ctx_joined1) }.await, raced> }`.
+/// * Each warning is a statement
+///   `let _ = ::ctx_runtime::__private::unraced::<why>;` at the start of
+///   the body, spanned at the `.await`.
+///
+/// The generated code uses absolute paths only (`::ctx_runtime::__private::...`,
+/// `::core::...`), so the crate using the attribute must depend on
+/// `ctx-runtime` under that name; what the user's scope calls `Result`, `Ok`
+/// or `core` does not matter.
 ///
 /// When anything is wrong, the attribute emits its errors and the item
-/// unchanged; when the item does not even parse, its tokens are kept as they
-/// are, so an IDE can still complete inside it.
+/// unchanged (with, at the start of each body it would have rewritten,
+/// `let _ = ::ctx_runtime::__private::IsContext::context(&ctx);` and
+/// `::ctx_runtime::__private::check(<R as ::ctx_runtime::__private::CancelReturn>::WRAP, ::ctx_runtime::__private::FromContextError::FROM);`
+/// for the parts of the signature that are right, so that their types are
+/// checked in the same compile); when the item does not even parse, its
+/// tokens are kept as they are, so an IDE can still complete inside it.
 #[proc_macro_attribute]
 pub fn cancellable(attr: TokenStream, item: TokenStream) -> TokenStream {
-    expand::expand(attr.into(), item.into()).into()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::pretty;
-    use quote::quote;
-
-    #[test]
-    fn pretty_prints_like_a_person() {
-        assert_eq!(pretty(quote!(&Context)), "&Context");
-        assert_eq!(pretty(quote!(&'a mut Context)), "&'a mut Context");
-        assert_eq!(
-            pretty(quote!(Result<Vec<u8>, io::Error>)),
-            "Result<Vec<u8>, io::Error>"
-        );
-        assert_eq!(pretty(quote!(ctx: &Context)), "ctx: &Context");
-        assert_eq!(
-            pretty(quote!(impl Fn(u32) -> u32 + Send)),
-            "impl Fn(u32) -> u32 + Send"
-        );
-        assert_eq!(
-            pretty(quote!(::ctx_runtime::Context)),
-            "::ctx_runtime::Context"
-        );
-        assert_eq!(
-            pretty(quote!(&self, ctx: &Context, id: u32)),
-            "&self, ctx: &Context, id: u32"
-        );
-        assert_eq!(
-            pretty(quote!(Box<dyn Error + Send + 'static>)),
-            "Box<dyn Error + Send + 'static>"
-        );
-        assert_eq!(pretty(quote!((ctx, id))), "(ctx, id)");
-    }
-}
-
-/// Tokens as a person would write them, for error messages: `&Context`,
-/// `Result<u32, Error>`, not `& Context`, `Result < u32 , Error >`.
-pub(crate) fn pretty(tokens: impl quote::ToTokens) -> String {
-    use proc_macro2::{Delimiter, Spacing, TokenTree};
-
-    fn word(tt: &TokenTree) -> bool {
-        matches!(tt, TokenTree::Ident(_) | TokenTree::Literal(_))
-    }
-
-    fn walk(stream: proc_macro2::TokenStream, out: &mut String) {
-        let mut prev: Option<TokenTree> = None;
-        for tt in stream {
-            let space = match (&prev, &tt) {
-                (None, _) => false,
-                (Some(p), t) if word(p) && word(t) => true,
-                (Some(TokenTree::Punct(p)), _) if p.as_char() == ',' => true,
-                (Some(TokenTree::Punct(p)), _)
-                    if p.as_char() == '=' || (p.as_char() == '>' && out.ends_with("->")) =>
-                {
-                    true
-                }
-                (Some(TokenTree::Punct(p)), _) if p.as_char() == '+' => true,
-                (_, TokenTree::Punct(t)) if t.as_char() == '+' || t.as_char() == '=' => true,
-                (_, TokenTree::Punct(t)) if t.as_char() == '-' && t.spacing() == Spacing::Joint => {
-                    true
-                }
-                (Some(p), TokenTree::Punct(t)) if word(p) && t.as_char() == '\'' => true,
-                (Some(TokenTree::Punct(p)), _)
-                    if p.as_char() == ':' && p.spacing() == Spacing::Alone =>
-                {
-                    !out.ends_with("::")
-                }
-                (Some(TokenTree::Group(_)), t) if word(t) => true,
-                _ => false,
-            };
-            if space {
-                out.push(' ');
-            }
-            match &tt {
-                TokenTree::Group(group) => {
-                    let (open, close) = match group.delimiter() {
-                        Delimiter::Parenthesis => ("(", ")"),
-                        Delimiter::Bracket => ("[", "]"),
-                        Delimiter::Brace => ("{ ", " }"),
-                        Delimiter::None => ("", ""),
-                    };
-                    out.push_str(open);
-                    walk(group.stream(), out);
-                    out.push_str(close);
-                }
-                other => out.push_str(&other.to_string()),
-            }
-            prev = Some(tt);
-        }
-    }
-
-    let mut out = String::new();
-    walk(tokens.into_token_stream(), &mut out);
-    out
-}
-
-/// Errors collected across one expansion, reported together.
-#[derive(Default)]
-pub(crate) struct Errors {
-    combined: Option<syn::Error>,
-    count: usize,
-}
-
-impl Errors {
-    pub(crate) fn push(&mut self, err: syn::Error) {
-        self.count += err.clone().into_iter().count();
-        match &mut self.combined {
-            Some(all) => all.combine(err),
-            None => self.combined = Some(err),
-        }
-    }
-
-    /// How many errors so far.
-    pub(crate) fn len(&self) -> usize {
-        self.count
-    }
-
-    pub(crate) fn finish(self) -> syn::Result<()> {
-        match self.combined {
-            Some(err) => Err(err),
-            None => Ok(()),
-        }
-    }
-
-    pub(crate) fn into_compile_errors(self) -> proc_macro2::TokenStream {
-        self.combined
-            .map(|err| err.into_compile_error())
-            .unwrap_or_default()
-    }
+    emit::expand(attr.into(), item.into()).into()
 }

@@ -174,6 +174,27 @@ pub(super) fn expr() -> BoxedStrategy<E> {
                     "tokio::select! {{ v = {} => v, _ = ctx.done() => {} }}", a.0, b.0
                 ))),
                 1 => two.clone().prop_map(|(a, b)| atom(format!("tokio::join!({}, {})", a.0, b.0))),
+                // The selects and joins `#[cancellable]` races, in every form.
+                1 => (three.clone(), inner.clone()).prop_map(|((a, b, d), e)| atom(format!(
+                    "tokio::select! {{ biased; Some(v) = {} => {}, _ = {}, if {} => {{ {} }} else => 0 }}",
+                    a.0, b.0, d.0, c(&e), e.0
+                ))),
+                1 => two.clone().prop_map(|(a, b)| atom(format!(
+                    "select! {{ v = {} => {{ continue }} w = {}, if ok => break, }}", a.0, b.0
+                ))),
+                1 => two.clone().prop_map(|(a, b)| atom(format!(
+                    "futures::select! {{ v = fut => v, w = {} => {}, complete => 0 }}", a.0, b.0
+                ))),
+                1 => two.clone().prop_map(|(a, b)| atom(format!(
+                    "futures::select_biased! {{ v = {} => v, default => {} }}", a.0, b.0
+                ))),
+                1 => three.clone().prop_map(|(a, b, d)| atom(format!(
+                    "tokio::try_join!({}?, {}, {})?", p(&a), b.0, d.0
+                ))),
+                1 => two.clone().prop_map(|(a, b)| atom(format!("futures::join!({}, {})", a.0, b.0))),
+                1 => block.clone().prop_map(|k| atom(format!("tokio::spawn(async move {k})"))),
+                1 => block.clone().prop_map(|k| atom(format!("ctx_runtime::spawn(&ctx, |ctx| async move {k})"))),
+                1 => block.clone().prop_map(|k| atom(format!("ctx.run(async {k}).await?"))),
                 1 => inner.clone().prop_map(|e| atom(format!("std::pin::pin!({})", e.0))),
                 1 => inner.clone().prop_map(|e| atom(format!("matches!({}, Some(_))", e.0))),
                 1 => inner.clone().prop_map(|e| atom(format!("my_dsl! {{ {} }}", e.0))),
@@ -202,7 +223,14 @@ fn stmt(inner: BoxedStrategy<E>) -> BoxedStrategy<String> {
             "impl Local {{ async fn m(&self, ctx: &Context) -> R {{ {} }} }}", e.0
         )),
         1 => Just("struct Local;".to_owned()),
-        1 => inner.prop_map(|e| format!("let c = || {};", e.0)),
+        1 => inner.clone().prop_map(|e| format!("let c = || {};", e.0)),
+        // A block bound and awaited (raced as a whole), or not.
+        1 => inner.clone().prop_map(|e| format!("let fut = async move {{ {} }}; fut.await;", e.0)),
+        1 => inner.clone().prop_map(|e| format!("let fut = async move {{ {} }}; drop(fut);", e.0)),
+        // The footguns, which are errors.
+        1 => Just("let (child, _) = ctx.with_cancel();".to_owned()),
+        1 => Just("let (child, _cancel) = ctx.with_timeout(d);".to_owned()),
+        1 => Just("let root = Context::background();".to_owned()),
     ]
     .boxed()
 }
@@ -517,6 +545,9 @@ pub(super) fn attr() -> BoxedStrategy<String> {
         (1, "= \"1s\""),
         (1, "timeout = \"99999999999999999999999h\""),
         (1, "timeout = \"5 s\","),
+        (4, "allow_unraced"),
+        (1, "allow_unraced, timeout = \"1s\""),
+        (1, "allow_unraced = true"),
     ])
 }
 

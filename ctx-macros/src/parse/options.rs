@@ -6,11 +6,12 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Attribute, Expr, Lit, Meta, Token};
 
-use crate::Errors;
+use crate::diag::Errors;
 
 /// The keys `#[cancellable(...)]` accepts, for "unknown key" errors.
-const VALID_KEYS: &str = "valid options are `timeout = \"500ms\"` (a child context with that timeout for the body) \
-     and `skip` (on a method inside a `#[cancellable]` impl or trait: leave it alone)";
+const VALID_KEYS: &str = "valid options are `timeout = \"500ms\"` (a child context with that timeout for the body), \
+     `allow_unraced` (no warning for the awaits it cannot race) and `skip` (on a method inside a \
+     `#[cancellable]` impl or trait: leave it alone)";
 
 /// Options given to one `#[cancellable(...)]`.
 #[derive(Clone, Default)]
@@ -19,6 +20,8 @@ pub(crate) struct Options {
     pub(crate) timeout: Option<Timeout>,
     /// `skip`: leave this method of a `#[cancellable]` impl or trait as it is.
     pub(crate) skip: Option<Span>,
+    /// `allow_unraced`: no warning for the awaits the macro does not race.
+    pub(crate) allow_unraced: Option<Span>,
 }
 
 /// A timeout validated at compile time.
@@ -37,6 +40,7 @@ impl Options {
         Options {
             timeout: self.timeout.or(outer.timeout),
             skip: self.skip,
+            allow_unraced: self.allow_unraced.or(outer.allow_unraced),
         }
     }
 }
@@ -71,16 +75,10 @@ fn apply(options: &mut Options, meta: &Meta) -> syn::Result<()> {
         options.timeout = Some(parse_timeout(meta)?);
         Ok(())
     } else if path.is_ident("skip") {
-        if !matches!(meta, Meta::Path(_)) {
-            return Err(syn::Error::new_spanned(
-                meta,
-                "`skip` takes no value: write `#[cancellable(skip)]`",
-            ));
-        }
-        if options.skip.is_some() {
-            return Err(syn::Error::new_spanned(path, "`skip` is given twice"));
-        }
-        options.skip = Some(path.span());
+        options.skip = Some(flag(meta, "skip", options.skip)?);
+        Ok(())
+    } else if path.is_ident("allow_unraced") {
+        options.allow_unraced = Some(flag(meta, "allow_unraced", options.allow_unraced)?);
         Ok(())
     } else {
         let name = path.get_ident().map_or_else(
@@ -92,6 +90,23 @@ fn apply(options: &mut Options, meta: &Meta) -> syn::Result<()> {
             format_args!("unknown `#[cancellable]` option `{name}`: {VALID_KEYS}"),
         ))
     }
+}
+
+/// A key without a value, given once.
+fn flag(meta: &Meta, name: &str, before: Option<Span>) -> syn::Result<Span> {
+    if !matches!(meta, Meta::Path(_)) {
+        return Err(syn::Error::new_spanned(
+            meta,
+            format_args!("`{name}` takes no value: write `#[cancellable({name})]`"),
+        ));
+    }
+    if before.is_some() {
+        return Err(syn::Error::new_spanned(
+            meta.path(),
+            format_args!("`{name}` is given twice"),
+        ));
+    }
+    Ok(meta.path().span())
 }
 
 fn parse_timeout(meta: &Meta) -> syn::Result<Timeout> {
@@ -336,6 +351,14 @@ mod tests {
         );
         assert!(opts.skip.is_none());
         assert!(parse(quote!(skip)).unwrap().skip.is_some());
+        assert!(
+            parse(quote!(allow_unraced))
+                .unwrap()
+                .allow_unraced
+                .is_some()
+        );
+        assert!(parse(quote!(allow_unraced = true)).is_err());
+        assert!(parse(quote!(allow_unraced, allow_unraced)).is_err());
         assert!(parse(quote!()).unwrap().timeout.is_none());
     }
 

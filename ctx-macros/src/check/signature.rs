@@ -3,8 +3,9 @@
 //! Only what can be decided from the syntax is checked here: where `ctx` is,
 //! how it is bound, `&mut`, a missing or `()` return type. Whether the type
 //! of `ctx` is a context and whether the error type can hold a cancellation
-//! are left to the compiler, through the spanned calls of `expand.rs`, so
-//! that type aliases, wrappers and generic types work.
+//! are left to the compiler, through the spanned trait paths of the
+//! prologue (`emit/prologue.rs`), so that type aliases, wrappers and generic
+//! types work.
 
 use proc_macro2::{Delimiter, Group, TokenStream};
 use quote::{ToTokens, TokenStreamExt};
@@ -13,7 +14,7 @@ use syn::{
     Signature, Type, TypeParamBound,
 };
 
-use crate::{Errors, pretty};
+use crate::diag::{Errors, pretty};
 
 /// Where the function is, for the wording of errors.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -66,27 +67,51 @@ pub(crate) fn shape(sig: &Signature) -> Shape {
     }
 }
 
+/// What could be checked of a signature: the parts that are right, and
+/// whether everything is.
+pub(crate) struct Parts {
+    /// `ctx`, if it is in its place, plainly bound, not `&mut`.
+    pub(crate) ctx: Option<CtxParam>,
+    /// The type the body evaluates to, if it can be a `Result`.
+    pub(crate) ret: Option<Type>,
+    pub(crate) shape: Shape,
+    /// No problem at all.
+    pub(crate) ok: bool,
+}
+
+impl Parts {
+    /// What the expansion needs, if there was no problem.
+    pub(crate) fn checked(self) -> Option<Checked> {
+        match (self.ok, self.ctx, self.ret) {
+            (true, Some(ctx), Some(ret)) => Some(Checked {
+                ctx,
+                ret,
+                shape: self.shape,
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// Checks `sig` against the convention, pushing every problem to `errors`.
-/// Returns what the expansion needs when there was no problem.
-pub(crate) fn check(sig: &Signature, scope: Scope, errors: &mut Errors) -> Option<Checked> {
+pub(crate) fn check(sig: &Signature, scope: Scope, errors: &mut Errors) -> Parts {
     let before = errors.len();
     if let Some(constness) = &sig.constness {
         errors.push(syn::Error::new(
             constness.span,
-            "`#[cancellable]` cannot be used on a `const fn`: a const fn cannot watch a context",
+            "`#[cancellable]` cannot be used on a `const fn`, which cannot await or watch a context: \
+             remove `const`, or remove `#[cancellable]`",
         ));
     }
     let ctx = check_ctx(sig, scope, errors);
     let shape = shape(sig);
     let ret = check_return(sig, &shape, errors);
-    if errors.len() > before {
-        return None;
-    }
-    Some(Checked {
-        ctx: ctx?,
-        ret: ret?,
+    Parts {
+        ctx,
+        ret,
         shape,
-    })
+        ok: errors.len() == before,
+    }
 }
 
 /// True if `async_trait` has already rewritten this method: `#[cancellable]`
@@ -234,7 +259,7 @@ fn check_ctx(sig: &Signature, scope: Scope, errors: &mut Errors) -> Option<CtxPa
         Pat::Ident(ident) if ident.ident == "_ctx" => errors.push(syn::Error::new_spanned(
             &ident.ident,
             "`_ctx` says the context is unused, but `#[cancellable]` watches it at every `.await`: \
-             rename it to `ctx`",
+             rename it to `ctx` (a `#[cancellable]` fn takes its context first, named `ctx`)",
         )),
         Pat::Ident(ident) if ident.by_ref.is_some() || ident.subpat.is_some() => {
             errors.push(pattern_error(first));
@@ -339,8 +364,9 @@ pub(crate) fn future_output(sig: &Signature) -> Option<&Type> {
 }
 
 fn check_return(sig: &Signature, shape: &Shape, errors: &mut Errors) -> Option<Type> {
-    const FIX: &str = "so that it can return early when `ctx` is cancelled: \
-                       return e.g. `Result<(), ctx_runtime::Error>`, or any `Result<T, E>` whose `E` implements \
+    const FIX: &str = "so that it can return early when `ctx` is cancelled (it takes its context first, \
+                       named `ctx`, and returns `Err(..)` when it is done): return e.g. \
+                       `Result<(), ctx_runtime::Error>`, or a `Result<T, E>` whose `E` implements \
                        `From<ctx_runtime::Error>`";
     let ty = match (&sig.output, shape) {
         (ReturnType::Default, _) => {
@@ -376,7 +402,39 @@ fn check_return(sig: &Signature, shape: &Shape, errors: &mut Errors) -> Option<T
             ));
             None
         }
+        other if boxed_future(other) => {
+            errors.push(syn::Error::new_spanned(
+                ty,
+                "`#[cancellable]` cannot reach the awaits of a future boxed by hand: write this fn as \
+                 an `async fn` that takes `ctx` first and returns a `Result` (or as \
+                 `fn .. -> impl Future<Output = Result<..>>` ending in an `async` block), whose awaits \
+                 it races against `ctx`; with `#[async_trait]`, put `#[cancellable]` above it; or \
+                 remove `#[cancellable]` and race the awaits by hand with `ctx.run(fut).await?`",
+            ));
+            None
+        }
         _ => Some(ty.clone()),
+    }
+}
+
+/// `Pin<Box<dyn Future<..>>>`, `Box<dyn Future<..>>`, `BoxFuture<'_, T>`.
+fn boxed_future(ty: &Type) -> bool {
+    fn mentions_future(tokens: TokenStream) -> bool {
+        tokens.into_iter().any(|tt| match tt {
+            proc_macro2::TokenTree::Ident(ident) => ident == "Future",
+            proc_macro2::TokenTree::Group(group) => mentions_future(group.stream()),
+            _ => false,
+        })
+    }
+    let Type::Path(path) = ty else {
+        return false;
+    };
+    match path.path.segments.last() {
+        Some(last) if last.ident == "BoxFuture" || last.ident == "LocalBoxFuture" => true,
+        Some(last) if last.ident == "Pin" || last.ident == "Box" => {
+            mentions_future(last.arguments.to_token_stream())
+        }
+        _ => false,
     }
 }
 
@@ -387,7 +445,7 @@ mod tests {
     fn errors_of(sig: TokenStream) -> Vec<String> {
         let sig: Signature = syn::parse2(sig).expect("a signature");
         let mut errors = Errors::default();
-        let checked = check(&sig, Scope::Fn, &mut errors);
+        let checked = check(&sig, Scope::Fn, &mut errors).checked();
         let messages: Vec<String> = match errors.finish() {
             Ok(()) => Vec::new(),
             Err(err) => err.into_iter().map(|e| e.to_string()).collect(),
@@ -452,5 +510,20 @@ mod tests {
         assert!(errors_of(quote!(fn f(&self) -> R))[0].contains("after `self`"));
         assert!(errors_of(quote!(fn f(ctx: &Context) -> ()))[0].contains("not `()`"));
         assert!(errors_of(quote!(const fn f(ctx: &Context) -> R))[0].contains("const fn"));
+        for boxed in [
+            quote!(fn f(ctx: &Context) -> Pin<Box<dyn Future<Output = R> + Send + '_>>),
+            quote!(fn f(ctx: &Context) -> std::pin::Pin<Box<dyn Future<Output = R>>>),
+            quote!(fn f(ctx: &Context) -> BoxFuture<'_, R>),
+        ] {
+            let errors = errors_of(boxed);
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert!(errors[0].contains("a future boxed by hand"), "{errors:?}");
+            assert!(!errors[0].contains("Result<Pin"), "{errors:?}");
+        }
+        // A `Result` of a boxed future is a `Result`.
+        assert!(
+            errors_of(quote!(fn f(ctx: &Context) -> Result<Pin<Box<dyn Future<Output = u8>>>, E>))
+                .is_empty()
+        );
     }
 }
