@@ -224,9 +224,13 @@ impl Watch {
     #[inline]
     pub fn check(&self) -> Result<(), Error> {
         // The hot path of every rewritten await: one load and one compare;
-        // which error it is is worked out only once the context is done.
+        // which error it is (and an unlinked node's walk) is worked out
+        // elsewhere, only when that compare fails.
         match &self.node {
-            Some(node) if node.is_done() => Err(node.err().unwrap_or(Error::Canceled)),
+            Some(node) if !node.surely_live() => match node.err() {
+                Some(err) => Err(err),
+                None => Ok(()),
+            },
             _ => Ok(()),
         }
     }

@@ -318,6 +318,14 @@ impl CancelNode {
         self.ancestors_err().is_some()
     }
 
+    /// True while this node is linked and live: the hot check of a rewritten
+    /// await. Relaxed, so that it is one plain load the compiler can schedule
+    /// freely: `false` is then confirmed (or not) with [`err`](Self::err).
+    #[inline]
+    pub(crate) fn surely_live(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & (ERR | LINKED) == LINKED
+    }
+
     /// The walk of an unlinked node: up to the first linked or done ancestor.
     #[cold]
     fn ancestors_err(&self) -> Option<Error> {
