@@ -24,7 +24,7 @@ use crate::deadline::Instant;
 use crate::done::{Done, DoneOwned, Watch, race};
 use crate::error::{Cause, Error};
 use crate::handle::CancelHandle;
-use crate::tree::{CancelNode, Kind};
+use crate::tree::{CancelNode, Deadline, Kind};
 use crate::value::{self, ErasedValue};
 
 /// A cancellation signal, a deadline and request-scoped values, passed down a
@@ -120,7 +120,7 @@ impl Context {
 
     pub(crate) fn derive(
         &self,
-        deadline: Option<Instant>,
+        deadline: Option<Deadline>,
         cause: Option<Cause>,
         kind: Kind,
     ) -> (Context, CancelHandle) {
@@ -171,7 +171,14 @@ impl Context {
     /// # }
     /// ```
     pub fn with_deadline(&self, deadline: Instant) -> (Context, CancelHandle) {
-        self.derive(Some(deadline), None, Kind::Deadline)
+        self.derive(
+            Some(Deadline {
+                at: deadline,
+                read_at: None,
+            }),
+            None,
+            Kind::Deadline,
+        )
     }
 
     /// A child that is cancelled with [`Error::DeadlineExceeded`] once
@@ -196,7 +203,11 @@ impl Context {
     /// # }
     /// ```
     pub fn with_timeout(&self, timeout: Duration) -> (Context, CancelHandle) {
-        let deadline = Instant::now().checked_add(timeout);
+        let now = Instant::now();
+        let deadline = now.checked_add(timeout).map(|at| Deadline {
+            at,
+            read_at: Some(now),
+        });
         self.derive(deadline, None, Kind::Deadline)
     }
 
@@ -222,7 +233,14 @@ impl Context {
         deadline: Instant,
         cause: impl Into<Cause>,
     ) -> (Context, CancelHandle) {
-        self.derive(Some(deadline), Some(cause.into()), Kind::Deadline)
+        self.derive(
+            Some(Deadline {
+                at: deadline,
+                read_at: None,
+            }),
+            Some(cause.into()),
+            Kind::Deadline,
+        )
     }
 
     /// [`with_timeout`](Context::with_timeout) that records `cause` if the
@@ -246,7 +264,11 @@ impl Context {
         timeout: Duration,
         cause: impl Into<Cause>,
     ) -> (Context, CancelHandle) {
-        let deadline = Instant::now().checked_add(timeout);
+        let now = Instant::now();
+        let deadline = now.checked_add(timeout).map(|at| Deadline {
+            at,
+            read_at: Some(now),
+        });
         self.derive(deadline, Some(cause.into()), Kind::Deadline)
     }
 

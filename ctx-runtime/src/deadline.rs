@@ -109,13 +109,17 @@ pub(crate) enum Armed {
 pub(crate) use thread_timer::{fire_due, queued};
 
 /// Arms `node`'s own deadline, or expires it now if `when` has passed.
-pub(crate) fn arm(node: &Arc<CancelNode>, when: Instant) {
-    if when <= Instant::now() {
+/// `read_at`: the instant `when` was computed from (`now + timeout`), if
+/// any: a clock that has moved since cannot be paused, which spares the
+/// full check.
+pub(crate) fn arm(node: &Arc<CancelNode>, when: Instant, read_at: Option<Instant>) {
+    let now = Instant::now();
+    if when <= now {
         node.expire();
         return;
     }
     #[cfg(not(ctx_loom))]
-    if tokio_clock_paused() {
+    if read_at.is_none_or(|read_at| read_at == now) && tokio_clock_paused(now) {
         match arm_tokio(node, when) {
             Some(timer) => node.set_timer(timer),
             None => {
@@ -124,6 +128,8 @@ pub(crate) fn arm(node: &Arc<CancelNode>, when: Instant) {
         }
         return;
     }
+    #[cfg(ctx_loom)]
+    let _ = read_at;
     arm_thread(node, when);
 }
 
@@ -153,8 +159,7 @@ fn arm_thread(node: &Arc<CancelNode>, when: Instant) {
 /// while std's clock moved between them can only be a paused clock. (Outside
 /// a runtime, tokio's clock is std's.)
 #[cfg(not(ctx_loom))]
-fn tokio_clock_paused() -> bool {
-    let before = Instant::now();
+fn tokio_clock_paused(before: Instant) -> bool {
     let std_before = std::time::Instant::now();
     if Instant::now() != before {
         return false;

@@ -158,6 +158,14 @@ fn decode(state: u8) -> Option<Error> {
     }
 }
 
+/// A deadline asked for: `at`, computed at `read_at` (`now + timeout`) if
+/// it came from a timeout.
+#[derive(Clone, Copy)]
+pub(crate) struct Deadline {
+    pub(crate) at: Instant,
+    pub(crate) read_at: Option<Instant>,
+}
+
 /// How a node was made, for `Debug`. (A timeout is a deadline, as in Go.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -241,10 +249,12 @@ impl CancelNode {
     /// deadline too far to represent is no deadline at all.
     pub(crate) fn new_child(
         parent: &Context,
-        deadline: Option<Instant>,
+        deadline: Option<Deadline>,
         deadline_cause: Option<Cause>,
         kind: Kind,
     ) -> Arc<CancelNode> {
+        let read_at = deadline.and_then(|d| d.read_at);
+        let deadline = deadline.map(|d| d.at);
         let ancestor = parent.signal();
         let inherited = ancestor.map_or(PackedDeadline::NONE, |a| a.deadline);
         let own = deadline.and_then(|at| Some((PackedDeadline::try_new(at)?, at)));
@@ -287,13 +297,11 @@ impl CancelNode {
         }
         // A timer makes the node listed, hence linked; so does a node that
         // would otherwise be too far from a linked ancestor.
-        if (own_timer.is_some() || node.hops > MAX_HOPS)
-            && !node.join()
-        {
+        if (own_timer.is_some() || node.hops > MAX_HOPS) && !node.join() {
             return node; // the parent was cancelled meanwhile
         }
         if let Some(when) = own_timer {
-            deadline::arm(&node, when);
+            deadline::arm(&node, when, read_at);
         }
         node
     }
