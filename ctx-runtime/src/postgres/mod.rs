@@ -210,7 +210,43 @@ pub trait ClientExt {
     ) -> impl Future<Output = Result<Transaction<'_>, Error>> + Send;
 }
 
-impl ClientExt for Client {
+/// What every [`ClientExt`] call needs of its client: the `Client`, and how
+/// its cancel requests travel. One implementation of the trait serves all.
+trait Parts: Send + Sync {
+    fn client(&self) -> &Client;
+    fn client_mut(&mut self) -> &mut Client;
+    fn canceller(&self) -> &Canceller;
+}
+
+impl Parts for Client {
+    fn client(&self) -> &Client {
+        self
+    }
+    fn client_mut(&mut self) -> &mut Client {
+        self
+    }
+    fn canceller(&self) -> &Canceller {
+        &NO_TLS
+    }
+}
+
+impl<C> Parts for TlsCancel<C>
+where
+    C: DerefMut<Target = Client> + Send + Sync,
+{
+    fn client(&self) -> &Client {
+        &self.client
+    }
+    fn client_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
+    fn canceller(&self) -> &Canceller {
+        &self.cancel
+    }
+}
+
+// Parts is the seal: only our two clients have it.
+impl<P: Parts> ClientExt for P {
     fn query_ctx<T>(
         &self,
         ctx: &Context,
@@ -220,7 +256,13 @@ impl ClientExt for Client {
     where
         T: ?Sized + ToStatement + Sync,
     {
-        stop::run(self, &NO_TLS, ctx, self.query(statement, params))
+        let client = self.client();
+        stop::run(
+            client,
+            self.canceller(),
+            ctx,
+            client.query(statement, params),
+        )
     }
 
     fn query_one_ctx<T>(
@@ -232,7 +274,13 @@ impl ClientExt for Client {
     where
         T: ?Sized + ToStatement + Sync,
     {
-        stop::run(self, &NO_TLS, ctx, self.query_one(statement, params))
+        let client = self.client();
+        stop::run(
+            client,
+            self.canceller(),
+            ctx,
+            client.query_one(statement, params),
+        )
     }
 
     fn execute_ctx<T>(
@@ -244,7 +292,13 @@ impl ClientExt for Client {
     where
         T: ?Sized + ToStatement + Sync,
     {
-        stop::run(self, &NO_TLS, ctx, self.execute(statement, params))
+        let client = self.client();
+        stop::run(
+            client,
+            self.canceller(),
+            ctx,
+            client.execute(statement, params),
+        )
     }
 
     fn batch_execute_ctx(
@@ -252,14 +306,16 @@ impl ClientExt for Client {
         ctx: &Context,
         query: &str,
     ) -> impl Future<Output = Result<(), Error>> + Send {
-        stop::run(self, &NO_TLS, ctx, self.batch_execute(query))
+        let client = self.client();
+        stop::run(client, self.canceller(), ctx, client.batch_execute(query))
     }
 
     fn transaction_ctx(
         &mut self,
         ctx: &Context,
     ) -> impl Future<Output = Result<Transaction<'_>, Error>> + Send {
-        begin(self, ctx, NO_TLS.clone())
+        let cancel = self.canceller().clone();
+        begin(self.client_mut(), ctx, cancel)
     }
 }
 
@@ -367,81 +423,5 @@ impl<C: Deref<Target = Client>> Deref for TlsCancel<C> {
 impl<C: DerefMut<Target = Client>> DerefMut for TlsCancel<C> {
     fn deref_mut(&mut self) -> &mut Client {
         &mut self.client
-    }
-}
-
-impl<C> ClientExt for TlsCancel<C>
-where
-    C: DerefMut<Target = Client> + Send + Sync,
-{
-    fn query_ctx<T>(
-        &self,
-        ctx: &Context,
-        statement: &T,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> impl Future<Output = Result<Vec<Row>, Error>> + Send
-    where
-        T: ?Sized + ToStatement + Sync,
-    {
-        stop::run(
-            &self.client,
-            &self.cancel,
-            ctx,
-            self.client.query(statement, params),
-        )
-    }
-
-    fn query_one_ctx<T>(
-        &self,
-        ctx: &Context,
-        statement: &T,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> impl Future<Output = Result<Row, Error>> + Send
-    where
-        T: ?Sized + ToStatement + Sync,
-    {
-        stop::run(
-            &self.client,
-            &self.cancel,
-            ctx,
-            self.client.query_one(statement, params),
-        )
-    }
-
-    fn execute_ctx<T>(
-        &self,
-        ctx: &Context,
-        statement: &T,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> impl Future<Output = Result<u64, Error>> + Send
-    where
-        T: ?Sized + ToStatement + Sync,
-    {
-        stop::run(
-            &self.client,
-            &self.cancel,
-            ctx,
-            self.client.execute(statement, params),
-        )
-    }
-
-    fn batch_execute_ctx(
-        &self,
-        ctx: &Context,
-        query: &str,
-    ) -> impl Future<Output = Result<(), Error>> + Send {
-        stop::run(
-            &self.client,
-            &self.cancel,
-            ctx,
-            self.client.batch_execute(query),
-        )
-    }
-
-    fn transaction_ctx(
-        &mut self,
-        ctx: &Context,
-    ) -> impl Future<Output = Result<Transaction<'_>, Error>> + Send {
-        begin(&mut self.client, ctx, self.cancel.clone())
     }
 }
