@@ -19,7 +19,7 @@
 //! arguments live until the join completes.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{quote, quote_spanned};
+use quote::quote_spanned;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{Expr, Macro, Token};
@@ -34,15 +34,7 @@ struct Join {
 
 impl Parse for Join {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
-        let mut biased = None;
-        if input.peek(syn::Ident) && input.peek2(Token![;]) {
-            let word: syn::Ident = input.parse()?;
-            if word != "biased" {
-                return Err(syn::Error::new(word.span(), "expected `biased;`"));
-            }
-            let semi: Token![;] = input.parse()?;
-            biased = Some(quote!(#word #semi));
-        }
+        let biased = super::parse_biased(input)?;
         let args = Punctuated::parse_terminated(input)?;
         Ok(Join { biased, args })
     }

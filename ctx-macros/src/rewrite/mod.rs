@@ -229,23 +229,38 @@ impl VisitMut for Rewriter {
 impl Rewriter {
     /// The arguments of a spawn call other than the task: evaluated in place.
     fn visit_spawn_args(&mut self, expr: &mut Expr) {
-        let args = match expr {
-            Expr::Call(call) => {
-                self.visit_expr_mut(&mut call.func);
-                &mut call.args
-            }
-            Expr::MethodCall(call) => {
-                self.visit_expr_mut(&mut call.receiver);
-                &mut call.args
-            }
-            _ => return,
-        };
-        for arg in args.iter_mut() {
-            if !matches!(arg, Expr::Async(_) | Expr::Closure(_)) {
-                self.visit_expr_mut(arg);
-            }
+        if let Some((head, args)) = spawn_parts(expr) {
+            self.visit_expr_mut(head);
+            args.for_each(|arg| self.visit_expr_mut(arg));
         }
     }
+}
+
+/// An optional leading `biased;` (of `select!` and `join!`), as written.
+pub(crate) fn parse_biased(input: syn::parse::ParseStream<'_>) -> syn::Result<Option<TokenStream>> {
+    if !(input.peek(syn::Ident) && input.peek2(syn::Token![;])) {
+        return Ok(None);
+    }
+    let word: syn::Ident = input.parse()?;
+    if word != "biased" {
+        return Err(syn::Error::new(word.span(), "expected `biased;`"));
+    }
+    let semi: syn::Token![;] = input.parse()?;
+    Ok(Some(quote::quote!(#word #semi)))
+}
+
+/// A spawn call's callee (or receiver), and its arguments other than the
+/// task (an `async` block or a closure): the parts that run in place.
+pub(crate) fn spawn_parts(expr: &mut Expr) -> Option<(&mut Expr, impl Iterator<Item = &mut Expr>)> {
+    let (head, args) = match expr {
+        Expr::Call(call) => (&mut *call.func, &mut call.args),
+        Expr::MethodCall(call) => (&mut *call.receiver, &mut call.args),
+        _ => return None,
+    };
+    let args = args
+        .iter_mut()
+        .filter(|arg| !matches!(arg, Expr::Async(_) | Expr::Closure(_)));
+    Some((head, args))
 }
 
 /// `x` in `let x = ...` or `let mut x: T = ...`.

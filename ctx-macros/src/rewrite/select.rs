@@ -193,15 +193,7 @@ struct TokioSelect {
 
 impl Parse for TokioSelect {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
-        let mut biased = None;
-        if input.peek(syn::Ident) && input.peek2(Token![;]) {
-            let word: syn::Ident = input.parse()?;
-            if word != "biased" {
-                return Err(syn::Error::new(word.span(), "expected `biased;`"));
-            }
-            let semi: Token![;] = input.parse()?;
-            biased = Some(quote!(#word #semi));
-        }
+        let biased = super::parse_biased(input)?;
         let mut branches = Vec::new();
         let mut otherwise = None;
         while !input.is_empty() {

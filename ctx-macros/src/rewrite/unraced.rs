@@ -208,18 +208,9 @@ impl VisitMut for Scan {
             Expr::Macro(mac) => self.visit_macro(&mut mac.mac),
             _ if is_spawn(expr) => {
                 self.visit_spawn(expr);
-                let args = match expr {
-                    Expr::Call(call) => &mut call.args,
-                    Expr::MethodCall(call) => {
-                        self.visit_expr_mut(&mut call.receiver);
-                        &mut call.args
-                    }
-                    _ => return,
-                };
-                for arg in args.iter_mut() {
-                    if !matches!(arg, Expr::Async(_) | Expr::Closure(_)) {
-                        self.visit_expr_mut(arg);
-                    }
+                if let Some((head, args)) = super::spawn_parts(expr) {
+                    self.visit_expr_mut(head);
+                    args.for_each(|arg| self.visit_expr_mut(arg));
                 }
             }
             _ => visit_mut::visit_expr_mut(self, expr),
