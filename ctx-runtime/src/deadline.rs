@@ -197,11 +197,17 @@ fn arm_tokio(node: &Arc<CancelNode>, when: Instant) -> Option<Timer> {
 }
 
 /// The process-wide timer thread, for deadlines made outside a paused tokio
-/// runtime: a queue ordered by deadline, and a thread that sleeps until the
+/// runtime: queues ordered by deadline, and a thread that sleeps until the
 /// first one and expires what is due.
 ///
-/// Under loom there is no thread: the queue is per model execution, and a
-/// model calls [`thread_timer::fire_due`] where the thread would wake.
+/// The queues are sharded by the thread that arms a deadline, so that
+/// threads creating and dropping timeouts at once rarely meet on a lock. The
+/// thread is woken only when a new deadline comes before the time it already
+/// means to wake at (`planned`): arming and dropping a timeout that does not
+/// fire (the common request timeout) costs no system call.
+///
+/// Under loom there is no thread: there is one queue per model execution, and
+/// a model calls [`thread_timer::fire_due`] where the thread would wake.
 mod thread_timer {
     use std::collections::BTreeMap;
     use std::sync::{Arc, Weak};
@@ -219,20 +225,28 @@ mod thread_timer {
     }
 
     struct Shared {
-        queue: Mutex<Queue>,
+        shards: Box<[Mutex<Queue>]>,
+        /// When the thread will next look at the queues on its own, in
+        /// nanoseconds after `epoch`; `u64::MAX`: not until it is woken.
+        /// Lowered by whoever queues an earlier deadline, who then wakes it.
         #[cfg(not(ctx_loom))]
-        changed: std::sync::Condvar,
+        planned: std::sync::atomic::AtomicU64,
+        #[cfg(not(ctx_loom))]
+        thread: std::sync::OnceLock<std::thread::Thread>,
+        #[cfg(not(ctx_loom))]
+        epoch: Instant,
     }
 
     /// A registration on the timer thread; dropping it removes it.
     pub(crate) struct Entry {
+        shard: usize,
         key: Key,
     }
 
     impl Drop for Entry {
         fn drop(&mut self) {
             if let Some(shared) = shared() {
-                let removed = lock(&shared.queue).due.remove(&self.key);
+                let removed = lock(&shared.shards[self.shard]).due.remove(&self.key);
                 drop(removed);
             }
         }
@@ -242,9 +256,14 @@ mod thread_timer {
     fn shared() -> Option<&'static Shared> {
         static SHARED: std::sync::OnceLock<Option<&'static Shared>> = std::sync::OnceLock::new();
         *SHARED.get_or_init(|| {
+            let shards = std::thread::available_parallelism()
+                .map_or(1, |n| n.get() * 2)
+                .min(64);
             let shared: &'static Shared = Box::leak(Box::new(Shared {
-                queue: Mutex::new(Queue::default()),
-                changed: std::sync::Condvar::new(),
+                shards: (0..shards).map(|_| Mutex::new(Queue::default())).collect(),
+                planned: std::sync::atomic::AtomicU64::new(u64::MAX),
+                thread: std::sync::OnceLock::new(),
+                epoch: Instant::now(),
             }));
             crate::sync::spawn_thread("ctx-deadlines", move || run(shared)).then_some(shared)
         })
@@ -253,9 +272,25 @@ mod thread_timer {
     #[cfg(ctx_loom)]
     fn shared() -> Option<&'static Shared> {
         loom::lazy_static! {
-            static ref SHARED: Shared = Shared { queue: Mutex::new(Queue::default()) };
+            static ref SHARED: Shared = Shared { shards: Box::new([Mutex::new(Queue::default())]) };
         }
         Some(&SHARED)
+    }
+
+    /// The shard of the calling thread: threads take turns, once each.
+    fn my_shard(shards: usize) -> usize {
+        #[cfg(not(ctx_loom))]
+        {
+            use std::sync::atomic::{AtomicUsize, Ordering};
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            thread_local!(static MINE: usize = NEXT.fetch_add(1, Ordering::Relaxed));
+            MINE.try_with(|mine| mine % shards).unwrap_or(0)
+        }
+        #[cfg(ctx_loom)]
+        {
+            let _ = shards;
+            0
+        }
     }
 
     /// Queues `node` to expire at `when`. `None` only if no thread could be
@@ -263,34 +298,53 @@ mod thread_timer {
     /// never fires.
     pub(crate) fn insert(node: &Arc<CancelNode>, when: super::Instant) -> Option<Entry> {
         let shared = shared()?;
-        let mut queue = lock(&shared.queue);
+        let shard = my_shard(shared.shards.len());
+        let when = when.into_std();
+        let mut queue = lock(&shared.shards[shard]);
         queue.seq += 1;
-        let key = (when.into_std(), queue.seq);
+        let key = (when, queue.seq);
         queue.due.insert(key, Arc::downgrade(node));
-        #[cfg(not(ctx_loom))]
-        let first = queue.due.first_key_value().is_some_and(|(k, _)| *k == key);
         drop(queue);
         #[cfg(not(ctx_loom))]
-        if first {
-            shared.changed.notify_one();
+        {
+            use std::sync::atomic::Ordering;
+            let at = nanos_after(shared.epoch, when);
+            if at < shared.planned.load(Ordering::Acquire) {
+                shared.planned.fetch_min(at, Ordering::AcqRel);
+                if let Some(thread) = shared.thread.get() {
+                    thread.unpark();
+                }
+            }
         }
-        Some(Entry { key })
+        Some(Entry { shard, key })
     }
 
-    /// Takes the entries due at `now` out of the queue.
     #[cfg(not(ctx_loom))]
-    fn take_due(queue: &mut Queue, now: Instant) -> Vec<Weak<CancelNode>> {
-        std::iter::from_fn(|| {
-            let entry = queue.due.first_entry()?;
-            (entry.key().0 <= now).then(|| entry.remove())
-        })
-        .collect()
+    fn nanos_after(epoch: Instant, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX - 1)
+    }
+
+    /// Takes the entries due at `now` out of the queue; returns the first
+    /// deadline left.
+    #[cfg(not(ctx_loom))]
+    fn take_due(
+        queue: &mut Queue,
+        now: Instant,
+        due: &mut Vec<Weak<CancelNode>>,
+    ) -> Option<Instant> {
+        while let Some(entry) = queue.due.first_entry() {
+            if entry.key().0 > now {
+                return Some(entry.key().0);
+            }
+            due.push(entry.remove());
+        }
+        None
     }
 
     /// Expires `due`, unlocked: expiring drops each node's `Entry`, which
     /// takes the queue's lock.
     #[cfg(any(not(ctx_loom), test))]
-    fn expire(due: Vec<Weak<CancelNode>>) {
+    fn expire(due: impl IntoIterator<Item = Weak<CancelNode>>) {
         for weak in due {
             // `expire` drops the panics of user code it meets; the last
             // reference to a node may also be ours, and dropping it runs
@@ -308,42 +362,48 @@ mod thread_timer {
     #[cfg(all(ctx_loom, test))]
     pub(crate) fn fire_due() {
         let Some(shared) = shared() else { return };
-        let due = std::mem::take(&mut lock(&shared.queue).due);
-        expire(due.into_values().collect());
+        let due = std::mem::take(&mut lock(&shared.shards[0]).due);
+        expire(due.into_values());
     }
 
     /// Entries queued, for the models' checks.
     #[cfg(all(ctx_loom, test))]
     pub(crate) fn queued() -> usize {
-        shared().map_or(0, |shared| lock(&shared.queue).due.len())
+        shared().map_or(0, |shared| lock(&shared.shards[0]).due.len())
     }
 
     #[cfg(not(ctx_loom))]
     fn run(shared: &'static Shared) {
-        let wait = |queue, timeout: Option<std::time::Duration>| match timeout {
-            None => shared
-                .changed
-                .wait(queue)
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-            Some(t) => {
-                shared
-                    .changed
-                    .wait_timeout(queue, t)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .0
-            }
-        };
-        let mut queue = lock(&shared.queue);
+        use std::sync::atomic::Ordering;
+        let _ = shared.thread.set(std::thread::current());
+        let mut due = Vec::new();
         loop {
+            // Anyone who queues a deadline from here on wakes us, so a
+            // deadline queued during the scan is not missed.
+            shared.planned.store(u64::MAX, Ordering::Release);
             let now = Instant::now();
-            match queue.due.first_key_value() {
-                None => queue = wait(queue, None),
-                Some((&(when, _), _)) if when > now => queue = wait(queue, Some(when - now)),
-                Some(_) => {
-                    let due = take_due(&mut queue, now);
-                    drop(queue);
-                    expire(due);
-                    queue = lock(&shared.queue);
+            let mut next: Option<Instant> = None;
+            for shard in shared.shards.iter() {
+                let first = take_due(&mut lock(shard), now, &mut due);
+                next = match (next, first) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            expire(due.drain(..));
+            let planned = next.map_or(u64::MAX, |at| nanos_after(shared.epoch, at));
+            let planned = shared
+                .planned
+                .fetch_min(planned, Ordering::AcqRel)
+                .min(planned);
+            match planned {
+                u64::MAX => std::thread::park(),
+                at => {
+                    let wake = shared.epoch + std::time::Duration::from_nanos(at);
+                    let left = wake.saturating_duration_since(Instant::now());
+                    if !left.is_zero() {
+                        std::thread::park_timeout(left);
+                    }
                 }
             }
         }

@@ -200,3 +200,21 @@ async fn deadlines_fire_on_a_multi_thread_runtime() {
         assert_eq!(task.await.unwrap(), Some(Error::DeadlineExceeded));
     }
 }
+
+/// Outside a runtime, deadlines go to the timer thread, which sleeps until
+/// the first one it knows of: an earlier deadline queued later must wake it.
+#[test]
+fn an_earlier_deadline_queued_later_wakes_the_timer_thread() {
+    let (late, _l) = Context::background().with_timeout(Duration::from_secs(600));
+    let (other, _o) =
+        std::thread::spawn(|| Context::background().with_timeout(Duration::from_secs(300)))
+            .join()
+            .unwrap();
+    let (soon, _s) = Context::background().with_timeout(Duration::from_millis(20));
+    assert!(
+        soon.wait_blocking(Some(Duration::from_secs(60))),
+        "the 20 ms deadline waited for a later one"
+    );
+    assert_eq!(soon.err(), Some(Error::DeadlineExceeded));
+    assert!(!late.is_done() && !other.is_done());
+}
