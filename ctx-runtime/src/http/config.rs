@@ -96,9 +96,39 @@ pub(super) struct Budget {
     pub(super) source: Source,
 }
 
+/// `grpc-timeout`, parsed once.
+const GRPC_TIMEOUT: HeaderName = HeaderName::from_static(grpc_timeout::HEADER);
+
+/// What the layer reads from a request's headers.
+#[derive(Default)]
+pub(super) struct Read<'a> {
+    pub(super) grpc: bool,
+    grpc_timeout: Option<&'a HeaderValue>,
+    request_timeout: Option<&'a HeaderValue>,
+}
+
 impl Config {
+    /// One pass over the request's headers (a handful, usually) instead of
+    /// a hashed lookup per header: `content-type`, `grpc-timeout` and the
+    /// request-timeout header, each as its first value.
+    pub(super) fn read<'a>(&self, headers: &'a HeaderMap) -> Read<'a> {
+        let mut read = Read::default();
+        let mut content_type = None;
+        for (name, value) in headers {
+            if *name == CONTENT_TYPE {
+                content_type.get_or_insert(value);
+            } else if *name == GRPC_TIMEOUT {
+                read.grpc_timeout.get_or_insert(value);
+            } else if self.timeout_header.as_ref() == Some(name) {
+                read.request_timeout.get_or_insert(value);
+            }
+        }
+        read.grpc = content_type.is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc"));
+        read
+    }
+
     /// The request's timeout: the earliest of the maximum and its headers.
-    pub(super) fn budget(&self, headers: &HeaderMap) -> Result<Budget, BadTimeout> {
+    pub(super) fn budget(&self, read: &Read<'_>) -> Result<Budget, BadTimeout> {
         let mut budget = Budget {
             timeout: self.max_timeout,
             source: match self.max_timeout {
@@ -114,9 +144,9 @@ impl Config {
                 };
             }
         };
-        if let Some(value) = headers.get(grpc_timeout::HEADER) {
+        if let Some(value) = read.grpc_timeout {
             let t = grpc_timeout::parse(value.as_bytes()).map_err(|e| BadTimeout {
-                header: HeaderName::from_static(grpc_timeout::HEADER),
+                header: GRPC_TIMEOUT,
                 value: value.clone(),
                 reason: e.reason(),
                 accepted: grpc_timeout::ACCEPTED,
@@ -124,9 +154,7 @@ impl Config {
             })?;
             shorten(t, Source::GrpcTimeout);
         }
-        if let Some(name) = &self.timeout_header
-            && let Some(value) = headers.get(name)
-        {
+        if let (Some(name), Some(value)) = (&self.timeout_header, read.request_timeout) {
             let t = request_timeout::parse(value.as_bytes()).map_err(|e| BadTimeout {
                 header: name.clone(),
                 value: value.clone(),
@@ -138,13 +166,6 @@ impl Config {
         }
         Ok(budget)
     }
-}
-
-/// The request is gRPC: its errors are answered the gRPC way.
-pub(super) fn is_grpc(headers: &HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc"))
 }
 
 /// hyper's rule (and HTTP's, RFC 9110 section 6.4.1): whether a response to

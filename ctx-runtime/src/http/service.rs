@@ -60,11 +60,12 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let grpc = config::is_grpc(req.headers());
+        let read = self.config.read(req.headers());
+        let grpc = read.grpc;
         let early = |answer| ResponseFuture {
             state: State::Early { answer, grpc },
         };
-        let budget = match self.config.budget(req.headers()) {
+        let budget = match self.config.budget(&read) {
             Ok(budget) => budget,
             Err(bad) => {
                 let no_budget = config::Budget {
