@@ -25,7 +25,7 @@
 //!
 //! * the configured maximum, [`CtxLayer::max_timeout`];
 //! * the `grpc-timeout` header, in the gRPC format (`200m`, `5S`: see
-//!   [`grpc_timeout`]);
+//!   [`grpc_timeout`](crate::grpc_timeout));
 //! * the request-timeout header, `x-request-timeout` unless configured
 //!   otherwise with [`CtxLayer::timeout_header`]: milliseconds (`250`), or
 //!   a number with the unit `ms` or `s` (`250ms`, `5s`, `1.5s`: see
