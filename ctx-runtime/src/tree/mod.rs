@@ -672,7 +672,7 @@ impl CancelNode {
     }
 
     /// True if this node is in its ancestor's list.
-    #[cfg(test)]
+    #[cfg(all(test, not(ctx_loom)))]
     pub(crate) fn is_linked(&self) -> bool {
         self.state.load(Ordering::Acquire) & LINKED != 0
     }
