@@ -140,12 +140,7 @@ fn has_footgun(body: &Block) -> bool {
             visit_mut::visit_expr_call_mut(self, call);
         }
         fn visit_macro_mut(&mut self, mac: &mut Macro) {
-            let name = mac
-                .path
-                .segments
-                .last()
-                .map(|s| s.ident.to_string())
-                .unwrap_or_default();
+            let name = macro_name(mac);
             if [
                 "stringify",
                 "concat",
@@ -404,4 +399,13 @@ pub(super) fn check_rejected(
         ));
     }
     Ok(())
+}
+
+/// The last segment of a macro's path: `select` for `tokio::select!`.
+fn macro_name(mac: &Macro) -> String {
+    mac.path
+        .segments
+        .last()
+        .map(|s| s.ident.to_string())
+        .unwrap_or_default()
 }

@@ -154,6 +154,14 @@ pub(super) fn join_args(
 }
 
 impl Read {
+    /// Applies `f` to every expression of the select: preconditions,
+    /// futures and handlers.
+    pub(super) fn exprs_mut(&mut self, mut f: impl FnMut(&mut Expr)) {
+        self.preconditions.iter_mut().for_each(&mut f);
+        self.futures.iter_mut().for_each(&mut f);
+        self.handlers.iter_mut().for_each(&mut f);
+    }
+
     /// The select's input printed one way: `[biased;] pat = fut [, if c] => h, ... special => h,`.
     pub(super) fn canonical(&self) -> TokenStream {
         let mut out = TokenStream::new();

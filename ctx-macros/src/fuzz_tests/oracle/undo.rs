@@ -82,13 +82,7 @@ pub(super) fn undo(block: &mut Block) -> Result<usize, String> {
                     }
                 };
                 // Its parts are not seen by the visit of the block: undo them here.
-                read.preconditions
-                    .iter_mut()
-                    .for_each(|e| self.visit_expr_mut(e));
-                read.futures.iter_mut().for_each(|e| self.visit_expr_mut(e));
-                read.handlers
-                    .iter_mut()
-                    .for_each(|e| self.visit_expr_mut(e));
+                read.exprs_mut(|e| self.visit_expr_mut(e));
                 mac.tokens = read.canonical();
                 mac.delimiter = syn::MacroDelimiter::Brace(Default::default());
                 let attrs = std::mem::take(&mut block.attrs);
@@ -203,22 +197,11 @@ pub(super) fn normalized(item: &Item) -> String {
             visit_mut::visit_stmt_mut(self, stmt);
         }
         fn visit_macro_mut(&mut self, mac: &mut Macro) {
-            let name = mac
-                .path
-                .segments
-                .last()
-                .map(|s| s.ident.to_string())
-                .unwrap_or_default();
+            let name = super::macro_name(mac);
             if (name == "select" || name == "select_biased")
                 && let Some(mut read) = select::read(mac)
             {
-                read.preconditions
-                    .iter_mut()
-                    .for_each(|e| self.visit_expr_mut(e));
-                read.futures.iter_mut().for_each(|e| self.visit_expr_mut(e));
-                read.handlers
-                    .iter_mut()
-                    .for_each(|e| self.visit_expr_mut(e));
+                read.exprs_mut(|e| self.visit_expr_mut(e));
                 mac.tokens = read.canonical();
                 mac.delimiter = syn::MacroDelimiter::Brace(Default::default());
                 return;
