@@ -6,7 +6,6 @@ mod prologue;
 
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote};
-use syn::parse::Parser;
 use syn::{Block, Expr, Item, ItemFn, Signature, Stmt, TraitItemFn};
 
 use crate::check::body;
@@ -273,10 +272,7 @@ fn expand_block(
 /// Puts the type checks of a signature in front of the body of a fn
 /// emitted unchanged (for `-> impl Future`, in front of the sync part).
 fn add_checks(_sig: &mut Signature, body: &mut Block, checks: TokenStream) {
-    if !checks.is_empty() {
-        // The checks are fixed statements: they parse.
-        let _ = prepend(body, checks);
-    }
+    prepend(body, checks);
 }
 
 /// Checks one function and rewrites its body in place if it has no problem.
@@ -308,16 +304,18 @@ fn transform(
     let result = match checked.shape {
         Shape::Async => {
             let rewritten = rewrite::rewrite_block(body, errors);
-            prepend(body, prologue.of_async(rewritten.raced)).map(|()| rewritten.unraced)
+            prepend(body, prologue.of_async(rewritten.raced));
+            Ok(rewritten.unraced)
         }
         Shape::Sync => {
             let unraced = rewrite::unraced_in_sync(body);
-            prepend(body, prologue.of_sync()).map(|()| unraced)
+            prepend(body, prologue.of_sync());
+            Ok(unraced)
         }
         Shape::ImplFuture => impl_future(&prologue, body, errors),
     };
     match result {
-        Ok(unraced) if options.allow_unraced.is_none() => warn(body, &unraced, errors),
+        Ok(unraced) if options.allow_unraced.is_none() => warn(body, &unraced),
         Ok(_) => {}
         Err(err) => errors.push(err),
     }
@@ -325,20 +323,18 @@ fn transform(
 }
 
 /// The warnings of the awaits left unraced, in front of everything.
-fn warn(body: &mut Block, unraced: &[Unraced], errors: &mut Errors) {
-    if let Err(err) = prepend(body, rewrite::warnings(unraced)) {
-        errors.push(err);
-    }
+fn warn(body: &mut Block, unraced: &[Unraced]) {
+    prepend(body, rewrite::warnings(unraced));
 }
 
-fn prepend(body: &mut Block, prologue: TokenStream) -> syn::Result<()> {
+fn prepend(body: &mut Block, prologue: TokenStream) {
     if prologue.is_empty() {
-        return Ok(());
+        return;
     }
-    let mut stmts = Block::parse_within.parse2(prologue)?;
-    stmts.append(&mut body.stmts);
-    body.stmts = stmts;
-    Ok(())
+    // The generated statements go in as the tokens they are: nothing visits
+    // them again, and parsing them only to print them back was a fifth of
+    // an expansion.
+    body.stmts.insert(0, Stmt::Item(Item::Verbatim(prologue)));
 }
 
 /// `fn f(ctx) -> impl Future<Output = R> { ...; async move { ... } }`: the
@@ -358,14 +354,14 @@ fn impl_future(
         });
     };
     let rewritten = rewrite::rewrite_block(&mut tail.block, errors);
-    prepend(&mut tail.block, prologue.of_future(rewritten.raced))?;
+    prepend(&mut tail.block, prologue.of_future(rewritten.raced));
     let mut unraced = rewritten.unraced;
     let mut sync_part = Block {
         brace_token: body.brace_token,
         stmts: sync_part.to_vec(),
     };
     unraced.extend(rewrite::unraced_in_sync(&mut sync_part));
-    prepend(body, prologue.of_call())?;
+    prepend(body, prologue.of_call());
     Ok(unraced)
 }
 

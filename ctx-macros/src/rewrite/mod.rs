@@ -288,7 +288,6 @@ fn collect_idents(tokens: TokenStream, into: &mut HashSet<String>) {
 fn race(await_expr: ExprAwait) -> Expr {
     let user = await_expr.await_token.span;
     let at = Span::mixed_site().located_at(user);
-    let base = idents::ident_at("__ctx_base", user);
     // These bindings scope over generated code only, so they may take the
     // user's span: a type error about the awaited value (`__ctx_value`) is
     // then reported at the user's `.await`, as if no macro were involved.
@@ -303,34 +302,45 @@ fn race(await_expr: ExprAwait) -> Expr {
     // rustc's own wording. (Async code is edition 2018+, where the user's
     // span resolves `::core`.)
     let into_future = quote_spanned!(user=> ::core::future::IntoFuture::into_future);
-    let template: TokenStream = quote_spanned! {at=>
-        match #into_future(#base) {
-            #fut => match ::ctx_runtime::__private::race(&mut #watch, #fut).await {
-                ::core::result::Result::Ok(#value) => #value,
-                ::core::result::Result::Err(#err) => return #exit(#err),
-            },
+    let raced: TokenStream = quote_spanned! {at=>
+        match ::ctx_runtime::__private::race(&mut #watch, #fut).await {
+            ::core::result::Result::Ok(#value) => #value,
+            ::core::result::Result::Err(#err) => return #exit(#err),
         }
     };
-    match syn::parse2::<syn::ExprMatch>(template) {
-        Ok(mut matched) => {
-            // The `match` spans the user's `<expr>.await` with the user's
-            // hygiene, so that lints about the value (`unused_must_use`)
-            // point at the user's code, not at the attribute.
-            matched.match_token.span = await_expr.base.span();
-            matched.brace_token = syn::token::Brace(await_expr.await_token.span);
-            // The user's expression goes in as a syntax tree, so that it is
-            // printed with the parentheses it needs.
-            if let Expr::Call(call) = &mut *matched.expr
-                && let Some(arg) = call.args.first_mut()
-            {
-                *arg = *await_expr.base;
-            }
-            matched.attrs = await_expr.attrs;
-            Expr::Match(matched)
-        }
-        // The template is fixed: this is unreachable, but never panic.
-        Err(err) => Expr::Verbatim(err.to_compile_error()),
-    }
+    // `match <into_future>(<expr>) { __ctx_fut => <raced>, }`, built as a
+    // tree rather than parsed from tokens: this runs once per await, and
+    // parsing the template was 40% of an expansion. The fixed parts go in
+    // as verbatim tokens (nothing visits them again); the user's expression
+    // goes in as a syntax tree, so that it is printed with the parentheses
+    // it needs.
+    Expr::Match(syn::ExprMatch {
+        attrs: await_expr.attrs,
+        // The `match` spans the user's `<expr>.await` with the user's
+        // hygiene, so that lints about the value (`unused_must_use`) point
+        // at the user's code, not at the attribute.
+        match_token: syn::Token![match](await_expr.base.span()),
+        expr: Box::new(Expr::Call(syn::ExprCall {
+            attrs: Vec::new(),
+            func: Box::new(Expr::Verbatim(into_future)),
+            paren_token: syn::token::Paren(at),
+            args: std::iter::once(*await_expr.base).collect(),
+        })),
+        brace_token: syn::token::Brace(await_expr.await_token.span),
+        arms: vec![syn::Arm {
+            attrs: Vec::new(),
+            pat: syn::Pat::Ident(syn::PatIdent {
+                attrs: Vec::new(),
+                by_ref: None,
+                mutability: None,
+                ident: fut,
+                subpat: None,
+            }),
+            fat_arrow_token: syn::Token![=>](at),
+            body: Box::new(Expr::Verbatim(raced)),
+            comma: Some(syn::Token![,](at)),
+        }],
+    })
 }
 
 /// `return __ctx_exit(__ctx_err)`, for the branches `select.rs` adds.
