@@ -188,6 +188,9 @@ def catalogue() -> list[Bench]:
                    [Comparison("plain", "ratio", 1.1), info("abortable"),
                     info("select"), info("run_until_cancelled")]))
     b.append(Bench("CompileCost/fns=200", ["plain", "ctx"], [Comparison("plain", "ratio", 1.5)]))
+    for form in ("text", "prepared"):
+        b.append(Bench(f"PostgresQuery/form={form}", ["plain", "ctx"],
+                       [Comparison("plain", "ratio", 1.05, note="query_ctx vs query")]))
     return b
 
 
@@ -209,6 +212,7 @@ FAMILY_TEXT = {
     "TimeoutDrop": "Rust only: per op ctx `with_timeout(1h)` of a live root and its drop, against tokio-util `child_token()` plus a `tokio::time::sleep(1h)` polled once (so that it is on the timer wheel, as ctx's deadline is), both dropped; in the 2-worker runtime.",
     "WaitingDone": "Rust only: per op one more `done()` future (tokio-util: `cancelled()`) polled once and kept waiting on a context that many already wait on; the heap it adds, beyond its own size.",
     "AwaitOverhead": "Rust only: one call of an async fn doing 1,000 awaits of ready futures or `yield_now()`; ctx = `#[cancellable]`; `select!` races tokio-util's `cancelled()`. ns/op is per call (1,000 awaits); instructions are per await.",
+    "PostgresQuery": "Rust only (issue 13): `client.query_ctx(&ctx, \"SELECT 1\", &[])` with a live cancellable context against tokio-postgres's plain `client.query`, on one connection to a local PostgreSQL (a throwaway cluster started by scripts/postgres); `text` sends the SQL (two round trips), `prepared` a prepared `Statement` (one round trip, where the overhead is the largest share). A current-thread runtime runs the call and the connection task.",
     "CompileCost": "Rust only: build time of a crate of 200 `#[cancellable]` fns (ctx) vs the same fns without the attribute (plain).",
 }
 

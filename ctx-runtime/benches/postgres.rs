@@ -28,6 +28,10 @@ use ctx_runtime::postgres::ClientExt;
 use ctx_runtime::{CancelHandle, Context};
 use tokio_postgres::{Client, NoTls, Statement};
 
+// Allocations per call, for bench/compare's table (as in the other benches).
+#[global_allocator]
+static ALLOC: divan::AllocProfiler = divan::AllocProfiler::system();
+
 struct Fixture {
     rt: tokio::runtime::Runtime,
     client: Client,
@@ -127,22 +131,22 @@ fn paired(n: u64) {
     }
 }
 
-#[divan::bench(sample_count = 200, sample_size = 20)]
-fn plain_text() {
-    run("plain_text");
+/// Both forms of `SELECT 1`; bench/compare reads the group as the
+/// implementation and `PostgresQuery/<form>` as the benchmark.
+const FORMS: [&str; 2] = ["text", "prepared"];
+
+#[divan::bench_group(name = "plain")]
+mod plain {
+    #[divan::bench(name = "PostgresQuery", args = super::FORMS, sample_count = 200, sample_size = 20)]
+    fn query(form: &str) {
+        super::run(&format!("plain_{form}"));
+    }
 }
 
-#[divan::bench(sample_count = 200, sample_size = 20)]
-fn ctx_text() {
-    run("ctx_text");
-}
-
-#[divan::bench(sample_count = 200, sample_size = 20)]
-fn plain_prepared() {
-    run("plain_prepared");
-}
-
-#[divan::bench(sample_count = 200, sample_size = 20)]
-fn ctx_prepared() {
-    run("ctx_prepared");
+#[divan::bench_group(name = "ctx")]
+mod ctx {
+    #[divan::bench(name = "PostgresQuery", args = super::FORMS, sample_count = 200, sample_size = 20)]
+    fn query(form: &str) {
+        super::run(&format!("ctx_{form}"));
+    }
 }
