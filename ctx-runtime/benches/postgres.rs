@@ -83,8 +83,12 @@ fn main() {
         let (variant, n) = spec.split_once(':').expect("CTX_PG_BENCH=<variant>:<n>");
         let n: u64 = n.parse().expect("a number of calls");
         LazyLock::force(&FIXTURE);
-        if variant == "paired" {
-            paired(n);
+        if let Some(tsv) = match variant {
+            "paired" => Some(false),
+            "paired-tsv" => Some(true),
+            _ => None,
+        } {
+            paired(n, tsv);
             return;
         }
         if n > 0 {
@@ -106,8 +110,9 @@ fn main() {
 }
 
 /// Alternates plain and ctx calls, `n` pairs per form, and prints the
-/// medians and their ratio.
-fn paired(n: u64) {
+/// medians and their ratio; with `tsv`, as bench/compare's extra rows
+/// (`benchmark, implementation, ns`) and a note.
+fn paired(n: u64, tsv: bool) {
     for form in ["text", "prepared"] {
         let (plain, ctx) = (format!("plain_{form}"), format!("ctx_{form}"));
         let mut times = [Vec::new(), Vec::new()];
@@ -124,10 +129,20 @@ fn paired(n: u64) {
         p.sort();
         c.sort();
         let (p, c) = (p[p.len() / 2], c[c.len() / 2]);
-        println!(
-            "SELECT 1 ({form}), {n} pairs: median plain {p:.1?}, query_ctx {c:.1?}, ratio {:.3}x",
-            c.as_secs_f64() / p.as_secs_f64()
-        );
+        let ratio = c.as_secs_f64() / p.as_secs_f64();
+        if tsv {
+            println!("PostgresQuery/form={form}\tplain\t{}\t\t", p.as_nanos());
+            println!("PostgresQuery/form={form}\tctx\t{}\t\t", c.as_nanos());
+            println!(
+                "#note\tPostgresQuery\t`{form}`: ns/op are the medians of {n} alternating pairs \
+                 (plain, ctx; which goes first alternates), {p:.1?} and {c:.1?}, ratio {ratio:.3}x; \
+                 B/op and allocs/op are divan's."
+            );
+        } else {
+            println!(
+                "SELECT 1 ({form}), {n} pairs: median plain {p:.1?}, query_ctx {c:.1?}, ratio {ratio:.3}x"
+            );
+        }
     }
 }
 
