@@ -174,7 +174,7 @@ fn expand_fn(
         Ok(()) => function.into_token_stream(),
         Err(err) if checks.is_empty() => with_original(err.into_compile_error(), original),
         Err(err) => {
-            add_checks(&mut unchanged.sig, &mut unchanged.block, checks);
+            prepend(&mut unchanged.block, checks);
             with_original(err.into_compile_error(), unchanged.into_token_stream())
         }
     }
@@ -261,18 +261,12 @@ fn expand_block(
         Err(err) => {
             for (method, checks) in item::methods(&mut unchanged).into_iter().zip(checks) {
                 if let Some(body) = method.body {
-                    add_checks(method.sig, body, checks);
+                    prepend(body, checks);
                 }
             }
             with_original(err.into_compile_error(), unchanged.into_token_stream())
         }
     }
-}
-
-/// Puts the type checks of a signature in front of the body of a fn
-/// emitted unchanged (for `-> impl Future`, in front of the sync part).
-fn add_checks(_sig: &mut Signature, body: &mut Block, checks: TokenStream) {
-    prepend(body, checks);
 }
 
 /// Checks one function and rewrites its body in place if it has no problem.
@@ -315,18 +309,18 @@ fn transform(
         Shape::ImplFuture => impl_future(&prologue, body, errors),
     };
     match result {
-        Ok(unraced) if options.allow_unraced.is_none() => warn(body, &unraced),
+        // The warnings of the awaits left unraced, in front of everything.
+        Ok(unraced) if options.allow_unraced.is_none() => {
+            prepend(body, rewrite::warnings(&unraced));
+        }
         Ok(_) => {}
         Err(err) => errors.push(err),
     }
     checks
 }
 
-/// The warnings of the awaits left unraced, in front of everything.
-fn warn(body: &mut Block, unraced: &[Unraced]) {
-    prepend(body, rewrite::warnings(unraced));
-}
-
+/// Puts generated statements in front of a body: a prologue, the warnings
+/// of unraced awaits, or the type checks a body emitted unchanged keeps.
 fn prepend(body: &mut Block, prologue: TokenStream) {
     if prologue.is_empty() {
         return;

@@ -12,7 +12,7 @@ use syn::visit_mut::{self, VisitMut};
 use syn::{Expr, Item, Macro, MacroDelimiter, Pat, Stmt, Token};
 
 /// Macros that turn tokens into data: neither raced nor warned.
-const DATA: [&str; 6] = [
+pub(super) const DATA: [&str; 6] = [
     "stringify",
     "concat",
     "quote",
