@@ -15,14 +15,28 @@
 //!
 //! ```text
 //!   arm ──paused──▶ Tokio(Sleep) ──wheel fires──▶ fired() ──now ≥ deadline──▶ expire()
-//!                                                     └─early (runtime shutting down)──▶ Thread
-//!   arm ──else────▶ Thread(entry) ──timer thread──▶ expire()
-//!   cancel/drop of the node ──▶ timer dropped ──▶ deregistered from wheel/thread
+//!                                                     └─early (runtime shutting down)──▶ queue
+//!   arm ──else────▶ queue (thread) ──timer thread──▶ expire()
+//!   Tokio: cancel/drop of the node ──▶ Sleep dropped ──▶ deregistered from the wheel
+//!   queue: the node's own cancel (handle, deadline), a linked node's
+//!          cancel by an ancestor, or the node's drop ──▶ [`disarm`] ──▶ dequeued
 //! ```
 //!
-//! The `Sleep` holds the node (as its waker), and the node holds the `Sleep`.
-//! The cycle ends when either fires or the node is cancelled, which its
-//! `CancelHandle` does when dropped. The timer thread holds nodes weakly.
+//! The `Sleep` holds the node (as its waker), and the node holds the `Sleep`
+//! (as a listed timer, so the node's cancel takes it). The cycle ends when
+//! either fires or the node is cancelled, which its `CancelHandle` does when
+//! dropped.
+//!
+//! The timer thread's queue holds nodes weakly, keyed by their deadline and
+//! address, which the node can compute again: the node keeps no handle to
+//! its entry, only a flag that it has one ([`CancelNode::timer_queued`]). So
+//! a deadline on the timer thread neither lists anything in the node nor
+//! links it to its parent: `with_timeout` and the handle's drop take no
+//! node lock (the queue's shard lock only), as `with_cancel` does not. An
+//! unlinked node cancelled through an ancestor is not visited by that
+//! cancel; its entry leaves the queue when the node is dropped or its
+//! deadline passes (firing then changes nothing: it is done already).
+//!
 //! A timer expires its node with [`CancelNode::expire`], which completes the
 //! cancellation and drops any panic of user code met on the way: a user's
 //! panicking waker cannot take down the timer thread or tokio's time driver.
@@ -64,6 +78,13 @@ impl PackedDeadline {
         Some(PackedDeadline(packed))
     }
 
+    /// Nanoseconds from the epoch (`i64::MIN` for none): the timer
+    /// thread's sort key.
+    #[inline]
+    pub(crate) fn nanos(self) -> i64 {
+        self.0
+    }
+
     #[inline]
     pub(crate) fn get(self) -> Option<Instant> {
         if self.0 == Self::NONE.0 {
@@ -84,34 +105,28 @@ pub(crate) type Timer = std::pin::Pin<Box<Armed>>;
 
 #[cfg(not(ctx_loom))]
 pin_project_lite::pin_project! {
-    /// Where a deadline is armed.
-    #[project = ArmedProj]
-    pub(crate) enum Armed {
-        /// On the current tokio runtime's timer wheel.
-        Tokio { #[pin] sleep: tokio::time::Sleep },
-        /// On the timer thread.
-        Thread { entry: thread_timer::Entry },
+    /// A deadline on the current tokio runtime's timer wheel. (One on the
+    /// timer thread is not held by the node: see the module docs.)
+    pub(crate) struct Armed {
+        #[pin]
+        sleep: tokio::time::Sleep,
     }
 }
 
 /// Under loom only the timer thread exists (a shim of it: see
 /// `thread_timer`), so that the models can race arming against firing.
 #[cfg(ctx_loom)]
-pub(crate) enum Armed {
-    // Held for its `Drop`, which dequeues it.
-    Thread {
-        #[allow(dead_code)]
-        entry: thread_timer::Entry,
-    },
-}
+pub(crate) enum Armed {}
 
+#[cfg(all(not(ctx_loom), test))]
+pub(crate) use thread_timer::is_queued;
 #[cfg(all(ctx_loom, test))]
 pub(crate) use thread_timer::{fire_due, queued};
 
-/// Arms `node`'s own deadline, or expires it now if `when` has passed.
-/// `read_at`: the instant `when` was computed from (`now + timeout`), if
-/// any: a clock that has moved since cannot be paused, which spares the
-/// full check.
+/// Arms `node`'s own deadline (its effective one), or expires it now if it
+/// has passed. `read_at`: the instant `when` was computed from (`now +
+/// timeout`), if any: a clock that has moved since cannot be paused, which
+/// spares the full check. Called once, by the node's maker.
 pub(crate) fn arm(node: &Arc<CancelNode>, when: Instant, read_at: Option<Instant>) {
     let now = Instant::now();
     if when <= now {
@@ -120,17 +135,20 @@ pub(crate) fn arm(node: &Arc<CancelNode>, when: Instant, read_at: Option<Instant
     }
     #[cfg(not(ctx_loom))]
     if read_at.is_none_or(|read_at| read_at == now) && tokio_clock_paused(now) {
-        match arm_tokio(node, when) {
-            Some(timer) => node.set_timer(timer),
-            None => {
-                node.expire();
+        // A listed timer: the node must be linked first (tree's invariant 2).
+        if node.join() {
+            match arm_tokio(node, when) {
+                Some(timer) => node.set_timer(timer),
+                None => {
+                    node.expire();
+                }
             }
         }
         return;
     }
     #[cfg(ctx_loom)]
     let _ = read_at;
-    arm_thread(node, when);
+    arm_thread(node);
 }
 
 /// The wheel woke `node`.
@@ -141,14 +159,30 @@ pub(crate) fn fired(node: &Arc<CancelNode>) {
     } else {
         // tokio wakes every timer when its runtime shuts down; the deadline
         // has not passed, so hand it to the timer thread, not expire it early.
-        arm_thread(node, when);
+        arm_thread(node);
     }
 }
 
-/// Arms `node`'s deadline on the timer thread.
-fn arm_thread(node: &Arc<CancelNode>, when: Instant) {
-    if let Some(entry) = thread_timer::insert(node, when) {
-        node.set_timer(Box::pin(Armed::Thread { entry }));
+/// Queues `node`'s deadline on the timer thread. From the node's maker, no
+/// one else can cancel it yet. From [`fired`] (a runtime shutting down), a
+/// cancel racing this may miss the entry: then it leaves the queue when the
+/// node is dropped or the deadline passes, as an unlinked node's does.
+fn arm_thread(node: &Arc<CancelNode>) {
+    if thread_timer::insert(node) {
+        node.timer_queued
+            .store(true, crate::sync::Ordering::Release);
+    }
+}
+
+/// Takes `node`'s deadline off the timer thread's queue, if it is there.
+/// Called when its own state turns done and when it is dropped; one load
+/// for a node that was never queued.
+#[inline]
+pub(crate) fn disarm(node: &CancelNode) {
+    use crate::sync::Ordering;
+    if node.timer_queued.load(Ordering::Acquire) && node.timer_queued.swap(false, Ordering::AcqRel)
+    {
+        thread_timer::remove(node);
     }
 }
 
@@ -183,14 +217,16 @@ fn arm_tokio(node: &Arc<CancelNode>, when: Instant) -> Option<Timer> {
     use std::future::Future;
     use std::task::{Context, Poll, Waker};
 
-    let mut timer: Timer = Box::pin(Armed::Tokio {
+    let mut timer: Timer = Box::pin(Armed {
         sleep: tokio::time::sleep_until(when),
     });
     let waker = Waker::from(Arc::clone(node));
-    let ArmedProj::Tokio { sleep } = timer.as_mut().project() else {
-        return None;
-    };
-    match sleep.poll(&mut Context::from_waker(&waker)) {
+    match timer
+        .as_mut()
+        .project()
+        .sleep
+        .poll(&mut Context::from_waker(&waker))
+    {
         Poll::Ready(()) => None,
         Poll::Pending => Some(timer),
     }
@@ -200,56 +236,38 @@ fn arm_tokio(node: &Arc<CancelNode>, when: Instant) -> Option<Timer> {
 /// runtime: queues ordered by deadline, and a thread that sleeps until the
 /// first one and expires what is due.
 ///
-/// The queues are sharded by the thread that arms a deadline, so that
-/// threads creating and dropping timeouts at once rarely meet on a lock. The
-/// thread is woken only when a new deadline comes before the time it already
-/// means to wake at (`planned`): arming and dropping a timeout that does not
-/// fire (the common request timeout) costs no system call.
+/// An entry is keyed by its node's deadline and address, both fixed while
+/// the entry exists (the queue's `Weak` keeps the allocation, so the address
+/// is not reused before the entry is gone): the node finds its entry again
+/// without storing a handle to it. The queues are sharded by that address,
+/// so that threads creating and dropping timeouts at once rarely meet on a
+/// lock. The thread is woken only when a new deadline comes before the time
+/// it already means to wake at (`planned`): arming and dropping a timeout
+/// that does not fire (the common request timeout) costs no system call.
 ///
 /// Under loom there is no thread: there is one queue per model execution, and
 /// a model calls [`thread_timer::fire_due`] where the thread would wake.
 mod thread_timer {
     use std::collections::BTreeMap;
     use std::sync::{Arc, Weak};
-    use std::time::Instant;
 
     use crate::sync::{Mutex, lock};
     use crate::tree::CancelNode;
 
-    type Key = (Instant, u64);
+    /// The deadline (`PackedDeadline::nanos`), then the node's address.
+    type Key = (i64, usize);
 
-    #[derive(Default)]
-    struct Queue {
-        due: BTreeMap<Key, Weak<CancelNode>>,
-        seq: u64,
-    }
+    type Queue = BTreeMap<Key, Weak<CancelNode>>;
 
     struct Shared {
         shards: Box<[Mutex<Queue>]>,
-        /// When the thread will next look at the queues on its own, in
-        /// nanoseconds after `epoch`; `u64::MAX`: not until it is woken.
-        /// Lowered by whoever queues an earlier deadline, who then wakes it.
+        /// When the thread will next look at the queues on its own, as a
+        /// packed deadline; `i64::MAX`: not until it is woken. Lowered by
+        /// whoever queues an earlier deadline, who then wakes it.
         #[cfg(not(ctx_loom))]
-        planned: std::sync::atomic::AtomicU64,
+        planned: std::sync::atomic::AtomicI64,
         #[cfg(not(ctx_loom))]
         thread: std::sync::OnceLock<std::thread::Thread>,
-        #[cfg(not(ctx_loom))]
-        epoch: Instant,
-    }
-
-    /// A registration on the timer thread; dropping it removes it.
-    pub(crate) struct Entry {
-        shard: usize,
-        key: Key,
-    }
-
-    impl Drop for Entry {
-        fn drop(&mut self) {
-            if let Some(shared) = shared() {
-                let removed = lock(&shared.shards[self.shard]).due.remove(&self.key);
-                drop(removed);
-            }
-        }
     }
 
     #[cfg(not(ctx_loom))]
@@ -260,10 +278,9 @@ mod thread_timer {
                 .map_or(1, |n| n.get() * 2)
                 .min(64);
             let shared: &'static Shared = Box::leak(Box::new(Shared {
-                shards: (0..shards).map(|_| Mutex::new(Queue::default())).collect(),
-                planned: std::sync::atomic::AtomicU64::new(u64::MAX),
+                shards: (0..shards).map(|_| Mutex::new(Queue::new())).collect(),
+                planned: std::sync::atomic::AtomicI64::new(i64::MAX),
                 thread: std::sync::OnceLock::new(),
-                epoch: Instant::now(),
             }));
             crate::sync::spawn_thread("ctx-deadlines", move || run(shared)).then_some(shared)
         })
@@ -272,67 +289,59 @@ mod thread_timer {
     #[cfg(ctx_loom)]
     fn shared() -> Option<&'static Shared> {
         loom::lazy_static! {
-            static ref SHARED: Shared = Shared { shards: Box::new([Mutex::new(Queue::default())]) };
+            static ref SHARED: Shared = Shared { shards: Box::new([Mutex::new(Queue::new())]) };
         }
         Some(&SHARED)
     }
 
-    /// The shard of the calling thread: threads take turns, once each.
-    fn my_shard(shards: usize) -> usize {
-        #[cfg(not(ctx_loom))]
-        {
-            use std::sync::atomic::{AtomicUsize, Ordering};
-            static NEXT: AtomicUsize = AtomicUsize::new(0);
-            thread_local!(static MINE: usize = NEXT.fetch_add(1, Ordering::Relaxed));
-            MINE.try_with(|mine| mine % shards).unwrap_or(0)
-        }
-        #[cfg(ctx_loom)]
-        {
-            let _ = shards;
-            0
-        }
+    /// `node`'s key, and the shard that holds it. Nodes are 128-byte
+    /// allocations: the address's low bits carry nothing.
+    fn locate(shared: &Shared, node: &CancelNode) -> (Key, usize) {
+        let addr = std::ptr::from_ref(node) as usize;
+        (
+            (node.packed_deadline().nanos(), addr),
+            (addr >> 7) % shared.shards.len(),
+        )
     }
 
-    /// Queues `node` to expire at `when`. `None` only if no thread could be
-    /// started, in which case the deadline is reported by `deadline()` but
+    /// Queues `node` to expire at its deadline. False only if no thread could
+    /// be started, in which case the deadline is reported by `deadline()` but
     /// never fires.
-    pub(crate) fn insert(node: &Arc<CancelNode>, when: super::Instant) -> Option<Entry> {
-        let shared = shared()?;
-        let shard = my_shard(shared.shards.len());
-        let when = when.into_std();
-        let mut queue = lock(&shared.shards[shard]);
-        queue.seq += 1;
-        let key = (when, queue.seq);
-        queue.due.insert(key, Arc::downgrade(node));
-        drop(queue);
+    pub(crate) fn insert(node: &Arc<CancelNode>) -> bool {
+        let Some(shared) = shared() else {
+            return false;
+        };
+        let (key, shard) = locate(shared, node);
+        let replaced = lock(&shared.shards[shard]).insert(key, Arc::downgrade(node));
+        drop(replaced);
         #[cfg(not(ctx_loom))]
         {
             use std::sync::atomic::Ordering;
-            let at = nanos_after(shared.epoch, when);
-            if at < shared.planned.load(Ordering::Acquire) {
-                shared.planned.fetch_min(at, Ordering::AcqRel);
+            if key.0 < shared.planned.load(Ordering::Acquire) {
+                shared.planned.fetch_min(key.0, Ordering::AcqRel);
                 if let Some(thread) = shared.thread.get() {
                     thread.unpark();
                 }
             }
         }
-        Some(Entry { shard, key })
+        true
     }
 
-    #[cfg(not(ctx_loom))]
-    fn nanos_after(epoch: Instant, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX - 1)
+    /// Dequeues `node`, if its entry is still there (the thread takes the
+    /// entries it fires). The `Weak` is dropped unlocked.
+    pub(crate) fn remove(node: &CancelNode) {
+        if let Some(shared) = shared() {
+            let (key, shard) = locate(shared, node);
+            let removed = lock(&shared.shards[shard]).remove(&key);
+            drop(removed);
+        }
     }
 
     /// Takes the entries due at `now` out of the queue; returns the first
     /// deadline left.
     #[cfg(not(ctx_loom))]
-    fn take_due(
-        queue: &mut Queue,
-        now: Instant,
-        due: &mut Vec<Weak<CancelNode>>,
-    ) -> Option<Instant> {
-        while let Some(entry) = queue.due.first_entry() {
+    fn take_due(queue: &mut Queue, now: i64, due: &mut Vec<Weak<CancelNode>>) -> Option<i64> {
+        while let Some(entry) = queue.first_entry() {
             if entry.key().0 > now {
                 return Some(entry.key().0);
             }
@@ -341,8 +350,8 @@ mod thread_timer {
         None
     }
 
-    /// Expires `due`, unlocked: expiring drops each node's `Entry`, which
-    /// takes the queue's lock.
+    /// Expires `due`, unlocked: expiring dequeues each node, which takes the
+    /// queue's lock.
     #[cfg(any(not(ctx_loom), test))]
     fn expire(due: impl IntoIterator<Item = Weak<CancelNode>>) {
         for weak in due {
@@ -362,14 +371,29 @@ mod thread_timer {
     #[cfg(all(ctx_loom, test))]
     pub(crate) fn fire_due() {
         let Some(shared) = shared() else { return };
-        let due = std::mem::take(&mut lock(&shared.shards[0]).due);
+        let due = std::mem::take(&mut *lock(&shared.shards[0]));
         expire(due.into_values());
     }
 
     /// Entries queued, for the models' checks.
     #[cfg(all(ctx_loom, test))]
     pub(crate) fn queued() -> usize {
-        shared().map_or(0, |shared| lock(&shared.shards[0]).due.len())
+        shared().map_or(0, |shared| lock(&shared.shards[0]).len())
+    }
+
+    /// True if `node` has an entry, for the unit tests.
+    #[cfg(all(not(ctx_loom), test))]
+    pub(crate) fn is_queued(node: &CancelNode) -> bool {
+        shared().is_some_and(|shared| {
+            let (key, shard) = locate(shared, node);
+            lock(&shared.shards[shard]).contains_key(&key)
+        })
+    }
+
+    /// The time now, packed as deadlines are.
+    #[cfg(not(ctx_loom))]
+    fn now() -> i64 {
+        super::PackedDeadline::try_new(super::Instant::now()).map_or(i64::MAX, |now| now.nanos())
     }
 
     #[cfg(not(ctx_loom))]
@@ -380,27 +404,21 @@ mod thread_timer {
         loop {
             // Anyone who queues a deadline from here on wakes us, so a
             // deadline queued during the scan is not missed.
-            shared.planned.store(u64::MAX, Ordering::Release);
-            let now = Instant::now();
-            let mut next: Option<Instant> = None;
+            shared.planned.store(i64::MAX, Ordering::Release);
+            let now = now();
+            let mut next = i64::MAX;
             for shard in shared.shards.iter() {
-                let first = take_due(&mut lock(shard), now, &mut due);
-                next = match (next, first) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
+                if let Some(first) = take_due(&mut lock(shard), now, &mut due) {
+                    next = next.min(first);
+                }
             }
             expire(due.drain(..));
-            let planned = next.map_or(u64::MAX, |at| nanos_after(shared.epoch, at));
-            let planned = shared
-                .planned
-                .fetch_min(planned, Ordering::AcqRel)
-                .min(planned);
-            match planned {
-                u64::MAX => std::thread::park(),
-                at => {
-                    let wake = shared.epoch + std::time::Duration::from_nanos(at);
-                    let left = wake.saturating_duration_since(Instant::now());
+            let planned = shared.planned.fetch_min(next, Ordering::AcqRel).min(next);
+            let wake = (planned != i64::MAX).then(|| super::PackedDeadline(planned).get());
+            match wake.flatten() {
+                None => std::thread::park(),
+                Some(wake) => {
+                    let left = wake.saturating_duration_since(super::Instant::now());
                     if !left.is_zero() {
                         std::thread::park_timeout(left);
                     }

@@ -205,7 +205,7 @@ fn race_with_a_changing_waker_is_woken_by_cancel() {
     });
 }
 
-/// Arming a deadline (queue it, then store the timer in the node) while the
+/// Arming a deadline (queue it, then flag the node as queued) while the
 /// timer thread wakes and expires what is queued: either the timer saw the
 /// entry and expired the context, or the entry is queued and the context
 /// live; dropping the handle then cancels and dequeues it. Never a timer
@@ -229,6 +229,31 @@ fn deadline_arming_racing_the_timer_thread() {
             crate::deadline::queued(),
             0,
             "a done context's timer stays queued"
+        );
+    });
+}
+
+/// The handle's drop racing the timer thread's firing of the same deadline:
+/// one of them decides the error, and the entry leaves the queue either way
+/// (taken by the thread, or dequeued by the cancel), with the context still
+/// alive.
+#[test]
+fn deadline_firing_racing_the_handle_leaves_nothing_queued() {
+    loom::model(|| {
+        let far = crate::Instant::now() + std::time::Duration::from_secs(3600);
+        let (ctx, cancel) = Context::background().with_deadline(far);
+        assert_eq!(crate::deadline::queued(), 1);
+        let timer = thread::spawn(crate::deadline::fire_due);
+        drop(cancel);
+        timer.join().unwrap();
+        assert!(matches!(
+            ctx.err(),
+            Some(Error::Canceled | Error::DeadlineExceeded)
+        ));
+        assert_eq!(
+            crate::deadline::queued(),
+            0,
+            "a done context's entry stays queued"
         );
     });
 }

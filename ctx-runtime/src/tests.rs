@@ -223,6 +223,95 @@ fn a_timer_is_disarmed_by_an_early_cancel() {
     });
 }
 
+/// Deadlines on the timer thread (no paused clock): the entry leaves the
+/// queue when the node's own cancel runs, when a cancel through an ancestor
+/// reaches a linked node, or when the node is dropped; never later.
+#[test]
+#[cfg_attr(miri, ignore = "starts the timer thread, which outlives the test")]
+fn a_queued_deadline_is_dequeued_by_its_own_cancel() {
+    let (parent, _cancel) = Context::background().with_cancel();
+    let (ctx, cancel) = parent.with_timeout(Duration::from_secs(3600));
+    assert!(
+        crate::deadline::is_queued(node(&ctx)),
+        "armed on the thread"
+    );
+    assert!(!node(&ctx).is_linked(), "a deadline alone links nothing");
+    assert_eq!(node(&parent).child_count(), 0);
+    cancel.cancel();
+    assert!(
+        !crate::deadline::is_queued(node(&ctx)),
+        "the handle's cancel dequeues"
+    );
+    assert_eq!(ctx.err(), Some(Error::Canceled));
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "starts the timer thread, which outlives the test")]
+fn a_queued_deadline_is_dequeued_by_an_expiry_or_a_dropped_handle() {
+    let (ctx, cancel) = Context::background().with_timeout(Duration::from_secs(3600));
+    drop(cancel);
+    assert!(!crate::deadline::is_queued(node(&ctx)));
+    let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(3600));
+    assert!(node(&ctx).expire());
+    assert!(!crate::deadline::is_queued(node(&ctx)));
+    assert_eq!(ctx.err(), Some(Error::DeadlineExceeded));
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "starts the timer thread, which outlives the test")]
+fn a_linked_queued_deadline_is_dequeued_by_its_ancestors_cancel() {
+    let (parent, cancel) = Context::background().with_cancel();
+    let (ctx, _handle) = parent.with_timeout(Duration::from_secs(3600));
+    // A waiter links the node to its parent.
+    let done = ctx.done();
+    let mut done = pin!(done);
+    let waker = Waker::noop();
+    assert!(
+        done.as_mut()
+            .poll(&mut TaskContext::from_waker(waker))
+            .is_pending()
+    );
+    assert!(node(&ctx).is_linked());
+    cancel.cancel();
+    assert!(
+        !crate::deadline::is_queued(node(&ctx)),
+        "the ancestor's cancel dequeues"
+    );
+    assert_eq!(ctx.err(), Some(Error::Canceled));
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "starts the timer thread, which outlives the test")]
+fn an_unlinked_queued_deadline_is_dequeued_when_dropped() {
+    let (parent, cancel) = Context::background().with_cancel();
+    let (ctx, handle) = parent.with_timeout(Duration::from_secs(3600));
+    cancel.cancel();
+    assert_eq!(ctx.err(), Some(Error::Canceled));
+    // Not visited by the ancestor's cancel: queued until dropped.
+    assert!(crate::deadline::is_queued(node(&ctx)));
+    let child = node(&ctx).clone();
+    drop((ctx, handle));
+    assert!(crate::deadline::is_queued(&child), "held by `child`");
+    let weak = Arc::downgrade(&child);
+    let probe = WeakProbe(&weak);
+    drop(child);
+    assert!(weak.upgrade().is_none());
+    assert!(
+        !probe.was_queued(),
+        "a dropped node's deadline stays queued"
+    );
+}
+
+/// Checks the queue for a node by the key it had, once the node is gone.
+struct WeakProbe<'a>(&'a std::sync::Weak<CancelNode>);
+
+impl WeakProbe<'_> {
+    /// The allocation outlives the node only while the queue holds a `Weak`.
+    fn was_queued(&self) -> bool {
+        std::sync::Weak::weak_count(self.0) > 1
+    }
+}
+
 #[test]
 fn a_deep_chain_cancels_and_drops_without_recursion() {
     // Run on a small stack: recursion per level would overflow it.

@@ -93,7 +93,8 @@ pub mod ctx {
     }
 
     /// TimeoutDrop: `with_timeout(1h)` of a live parent, then dropped. The
-    /// caller has entered a tokio runtime, so the deadline goes on its timer.
+    /// caller has entered a tokio runtime whose clock runs, so the deadline
+    /// goes on ctx's timer thread (`deadline.rs`), as in a server.
     #[inline(always)]
     pub fn timeout_drop(root: &Context) {
         let (child, cancel) = black_box(root).with_timeout(HOUR);

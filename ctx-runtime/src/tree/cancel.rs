@@ -69,6 +69,8 @@ impl Taken {
                     })
                 }
             };
+            // Marked done (or found so): off the timer thread's queue.
+            crate::deadline::disarm(&nodes[next]);
             next += 1;
             if let Some(taken) = taken {
                 collect_children(&taken.entries, &mut nodes);

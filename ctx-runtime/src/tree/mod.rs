@@ -8,13 +8,15 @@
 //!
 //! A node joins its nearest cancellable ancestor's list only when that
 //! ancestor's cancel must reach it: when it gets something to notify or
-//! release (a waiter, an after_func, a child that joined it, a timer, a
-//! bridged token). Until then it is *unlinked*, and whether it is done is
-//! read from its own state and then its ancestors', up to the first linked
-//! one: creating and dropping a child that nobody waits on takes no lock of
-//! the parent's, and cancelling a parent with a thousand such children
-//! visits none of them. A walk is at most [`MAX_HOPS`] loads: a node that
-//! would be farther from a linked ancestor joins at once.
+//! release (a waiter, an after_func, a child that joined it, a timer on
+//! tokio's wheel, a bridged token). Until then it is *unlinked*, and whether
+//! it is done is read from its own state and then its ancestors', up to the
+//! first linked one: creating and dropping a child that nobody waits on takes
+//! no lock of the parent's, and cancelling a parent with a thousand such
+//! children visits none of them. A walk is at most [`MAX_HOPS`] loads: a node
+//! that would be farther from a linked ancestor joins at once. A deadline on
+//! ctx's timer thread lists nothing in the node (`deadline.rs`), so a
+//! `with_timeout` nobody waits on stays unlinked too.
 //!
 //! # State machine
 //!
@@ -117,7 +119,7 @@ use crate::context::{Context, Repr};
 use crate::deadline::{self, Instant, PackedDeadline, Timer};
 use crate::error::{Cause, Error};
 use crate::slab::{NIL, Slab};
-use crate::sync::{AtomicU8, AtomicU32, Mutex, Ordering, lock};
+use crate::sync::{AtomicBool, AtomicU8, AtomicU32, Mutex, Ordering, lock};
 
 pub(crate) use cancel::Panic;
 use cancel::Taken;
@@ -217,8 +219,9 @@ struct Inner {
     /// Linked children, after_funcs and waiters while live; emptied for good
     /// by the cancel.
     entries: Slab<Entry>,
-    /// The armed deadline: set once after arming, unless done by then; taken
-    /// by the cancel.
+    /// A deadline on tokio's wheel (a paused clock): set once after arming,
+    /// unless done by then; taken by the cancel. (One on the timer thread is
+    /// not held here: see `timer_queued`.)
     timer: Option<Timer>,
 }
 
@@ -230,6 +233,10 @@ pub(crate) struct CancelNode {
     /// Unlinked nodes from here up to a linked ancestor, this one included,
     /// when this one was made (0: linked from the start). Fixed.
     hops: u8,
+    /// True while this node's deadline may be on the timer thread's queue
+    /// (`deadline::arm_thread`): set once armed there, cleared by the
+    /// [`deadline::disarm`] that dequeues it.
+    pub(crate) timer_queued: AtomicBool,
     /// Our index in the nearest cancellable ancestor's entries: written once,
     /// when linked; read under that ancestor's lock.
     slot: AtomicU32,
@@ -283,6 +290,7 @@ impl CancelNode {
             state: AtomicU8::new(state),
             kind,
             hops,
+            timer_queued: AtomicBool::new(false),
             slot: AtomicU32::new(NIL),
             deadline,
             parent: parent.clone(),
@@ -295,9 +303,10 @@ impl CancelNode {
         if decode(state).is_some() {
             return node; // never linked or armed
         }
-        // A timer makes the node listed, hence linked; so does a node that
-        // would otherwise be too far from a linked ancestor.
-        if (own_timer.is_some() || node.hops > MAX_HOPS) && !node.join() {
+        // A node that would otherwise be too far from a linked ancestor joins
+        // now. (A deadline on the timer thread lists nothing, so it needs no
+        // link: see `deadline`.)
+        if node.hops > MAX_HOPS && !node.join() {
             return node; // the parent was cancelled meanwhile
         }
         if let Some(when) = own_timer {
@@ -354,6 +363,10 @@ impl CancelNode {
 
     pub(crate) fn deadline(&self) -> Option<Instant> {
         self.deadline.get()
+    }
+
+    pub(crate) fn packed_deadline(&self) -> PackedDeadline {
+        self.deadline
     }
 
     pub(crate) fn kind(&self) -> Kind {
@@ -428,6 +441,7 @@ impl CancelNode {
                 .compare_exchange(state, code | state, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
         {
+            deadline::disarm(self);
             if state & LINKED != 0 {
                 self.unlink();
             }
@@ -464,6 +478,7 @@ impl CancelNode {
         });
         let taken = Taken::take(&mut inner, cause.map(|cause| Arc::new(Extra::Done(cause))));
         drop(inner);
+        deadline::disarm(self);
         // We leave the parent's list ourselves; our descendants leave ours
         // wholesale, with the entries `take` took.
         if linked {
@@ -478,7 +493,7 @@ impl CancelNode {
     ///
     /// May be called with this node's lock held (locks nest from a
     /// descendant up to an ancestor, never the other way).
-    fn join(self: &Arc<Self>) -> bool {
+    pub(crate) fn join(self: &Arc<Self>) -> bool {
         let state = self.state.load(Ordering::Acquire);
         if state & ERR != 0 {
             return false;
@@ -537,7 +552,7 @@ impl CancelNode {
     }
 
     /// Stores the armed timer, unless the node was cancelled meanwhile (then the
-    /// timer is dropped, which disarms it). The node is linked (`new_child`).
+    /// timer is dropped, which disarms it). The node is linked (`deadline::arm`).
     pub(crate) fn set_timer(&self, timer: Timer) {
         let mut inner = lock(&self.inner);
         let unused = if self.list() {
@@ -698,6 +713,7 @@ impl Live {
 
 impl Drop for CancelNode {
     fn drop(&mut self) {
+        deadline::disarm(self);
         drop_chain(self.release());
     }
 }
