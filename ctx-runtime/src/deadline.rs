@@ -29,7 +29,8 @@
 //!
 //! The timer thread's queue holds nodes weakly, keyed by their deadline and
 //! address, which the node can compute again: the node keeps no handle to
-//! its entry, only a flag that it has one ([`CancelNode::timer_queued`]). So
+//! its entry, only the shard that has it, in a byte that was padding
+//! ([`CancelNode::timer_shard`]). So
 //! a deadline on the timer thread neither lists anything in the node nor
 //! links it to its parent: `with_timeout` and the handle's drop take no
 //! node lock (the queue's shard lock only), as `with_cancel` does not. An
@@ -168,9 +169,9 @@ pub(crate) fn fired(node: &Arc<CancelNode>) {
 /// cancel racing this may miss the entry: then it leaves the queue when the
 /// node is dropped or the deadline passes, as an unlinked node's does.
 fn arm_thread(node: &Arc<CancelNode>) {
-    if thread_timer::insert(node) {
-        node.timer_queued
-            .store(true, crate::sync::Ordering::Release);
+    if let Some(shard) = thread_timer::insert(node) {
+        node.timer_shard
+            .store(shard, crate::sync::Ordering::Release);
     }
 }
 
@@ -180,9 +181,11 @@ fn arm_thread(node: &Arc<CancelNode>) {
 #[inline]
 pub(crate) fn disarm(node: &CancelNode) {
     use crate::sync::Ordering;
-    if node.timer_queued.load(Ordering::Acquire) && node.timer_queued.swap(false, Ordering::AcqRel)
-    {
-        thread_timer::remove(node);
+    if node.timer_shard.load(Ordering::Acquire) != 0 {
+        match node.timer_shard.swap(0, Ordering::AcqRel) {
+            0 => {}
+            shard => thread_timer::remove(node, shard),
+        }
     }
 }
 
@@ -239,9 +242,11 @@ fn arm_tokio(node: &Arc<CancelNode>, when: Instant) -> Option<Timer> {
 /// An entry is keyed by its node's deadline and address, both fixed while
 /// the entry exists (the queue's `Weak` keeps the allocation, so the address
 /// is not reused before the entry is gone): the node finds its entry again
-/// without storing a handle to it. The queues are sharded by that address,
-/// so that threads creating and dropping timeouts at once rarely meet on a
-/// lock. The thread is woken only when a new deadline comes before the time
+/// from the shard number it keeps. The queues are sharded by the thread that
+/// arms a deadline, so that threads creating and dropping timeouts at once
+/// do not meet on a lock or pass its cache lines back and forth (sharding by
+/// address did: WithTimeout/concurrency=40 took twice as long). The thread
+/// is woken only when a new deadline comes before the time
 /// it already means to wake at (`planned`): arming and dropping a timeout
 /// that does not fire (the common request timeout) costs no system call.
 ///
@@ -294,24 +299,37 @@ mod thread_timer {
         Some(&SHARED)
     }
 
-    /// `node`'s key, and the shard that holds it. Nodes are 128-byte
-    /// allocations: the address's low bits carry nothing.
-    fn locate(shared: &Shared, node: &CancelNode) -> (Key, usize) {
-        let addr = std::ptr::from_ref(node) as usize;
+    /// `node`'s key in its shard's queue.
+    fn key(node: &CancelNode) -> Key {
         (
-            (node.packed_deadline().nanos(), addr),
-            (addr >> 7) % shared.shards.len(),
+            node.packed_deadline().nanos(),
+            std::ptr::from_ref(node) as usize,
         )
     }
 
-    /// Queues `node` to expire at its deadline. False only if no thread could
-    /// be started, in which case the deadline is reported by `deadline()` but
-    /// never fires.
-    pub(crate) fn insert(node: &Arc<CancelNode>) -> bool {
-        let Some(shared) = shared() else {
-            return false;
-        };
-        let (key, shard) = locate(shared, node);
+    /// The shard of the calling thread: threads take turns, once each.
+    fn my_shard(shards: usize) -> usize {
+        #[cfg(not(ctx_loom))]
+        {
+            use std::sync::atomic::{AtomicUsize, Ordering};
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            thread_local!(static MINE: usize = NEXT.fetch_add(1, Ordering::Relaxed));
+            MINE.try_with(|mine| mine % shards).unwrap_or(0)
+        }
+        #[cfg(ctx_loom)]
+        {
+            let _ = shards;
+            0
+        }
+    }
+
+    /// Queues `node` to expire at its deadline; returns 1 + its shard (at
+    /// most 64). `None` only if no thread could be started, in which case
+    /// the deadline is reported by `deadline()` but never fires.
+    pub(crate) fn insert(node: &Arc<CancelNode>) -> Option<u8> {
+        let shared = shared()?;
+        let shard = my_shard(shared.shards.len());
+        let key = key(node);
         let replaced = lock(&shared.shards[shard]).insert(key, Arc::downgrade(node));
         drop(replaced);
         #[cfg(not(ctx_loom))]
@@ -324,15 +342,16 @@ mod thread_timer {
                 }
             }
         }
-        true
+        u8::try_from(shard + 1).ok()
     }
 
-    /// Dequeues `node`, if its entry is still there (the thread takes the
-    /// entries it fires). The `Weak` is dropped unlocked.
-    pub(crate) fn remove(node: &CancelNode) {
-        if let Some(shared) = shared() {
-            let (key, shard) = locate(shared, node);
-            let removed = lock(&shared.shards[shard]).remove(&key);
+    /// Dequeues `node` from `shard` (as `insert` returned it), if its entry
+    /// is still there (the thread takes the entries it fires). The `Weak` is
+    /// dropped unlocked.
+    pub(crate) fn remove(node: &CancelNode, shard: u8) {
+        let queue = shared().and_then(|shared| shared.shards.get(usize::from(shard) - 1));
+        if let Some(queue) = queue {
+            let removed = lock(queue).remove(&key(node));
             drop(removed);
         }
     }
@@ -381,12 +400,15 @@ mod thread_timer {
         shared().map_or(0, |shared| lock(&shared.shards[0]).len())
     }
 
-    /// True if `node` has an entry, for the unit tests.
+    /// True if `node` has an entry (in any shard), for the unit tests.
     #[cfg(all(not(ctx_loom), test))]
     pub(crate) fn is_queued(node: &CancelNode) -> bool {
         shared().is_some_and(|shared| {
-            let (key, shard) = locate(shared, node);
-            lock(&shared.shards[shard]).contains_key(&key)
+            let key = key(node);
+            shared
+                .shards
+                .iter()
+                .any(|queue| lock(queue).contains_key(&key))
         })
     }
 

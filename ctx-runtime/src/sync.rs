@@ -9,7 +9,7 @@
 //! is sound: their reference counts are not part of our protocol.
 
 #[cfg(ctx_loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 #[cfg(ctx_loom)]
 pub(crate) use loom::sync::{Mutex, MutexGuard};
 
@@ -39,7 +39,7 @@ impl std::fmt::Debug for AtomicWaker {
 #[cfg(not(ctx_loom))]
 pub(crate) use atomic_waker::AtomicWaker;
 #[cfg(not(ctx_loom))]
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
+pub(crate) use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 #[cfg(not(ctx_loom))]
 pub(crate) use std::sync::{Mutex, MutexGuard};
 

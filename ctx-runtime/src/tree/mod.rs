@@ -119,7 +119,7 @@ use crate::context::{Context, Repr};
 use crate::deadline::{self, Instant, PackedDeadline, Timer};
 use crate::error::{Cause, Error};
 use crate::slab::{NIL, Slab};
-use crate::sync::{AtomicBool, AtomicU8, AtomicU32, Mutex, Ordering, lock};
+use crate::sync::{AtomicU8, AtomicU32, Mutex, Ordering, lock};
 
 pub(crate) use cancel::Panic;
 use cancel::Taken;
@@ -221,7 +221,7 @@ struct Inner {
     entries: Slab<Entry>,
     /// A deadline on tokio's wheel (a paused clock): set once after arming,
     /// unless done by then; taken by the cancel. (One on the timer thread is
-    /// not held here: see `timer_queued`.)
+    /// not held here: see `timer_shard`.)
     timer: Option<Timer>,
 }
 
@@ -233,10 +233,10 @@ pub(crate) struct CancelNode {
     /// Unlinked nodes from here up to a linked ancestor, this one included,
     /// when this one was made (0: linked from the start). Fixed.
     hops: u8,
-    /// True while this node's deadline may be on the timer thread's queue
-    /// (`deadline::arm_thread`): set once armed there, cleared by the
-    /// [`deadline::disarm`] that dequeues it.
-    pub(crate) timer_queued: AtomicBool,
+    /// While this node's deadline may be on the timer thread's queue
+    /// (`deadline::arm_thread`): 1 + the queue's shard; 0 otherwise. Set once
+    /// armed there, cleared by the [`deadline::disarm`] that dequeues it.
+    pub(crate) timer_shard: AtomicU8,
     /// Our index in the nearest cancellable ancestor's entries: written once,
     /// when linked; read under that ancestor's lock.
     slot: AtomicU32,
@@ -290,7 +290,7 @@ impl CancelNode {
             state: AtomicU8::new(state),
             kind,
             hops,
-            timer_queued: AtomicBool::new(false),
+            timer_shard: AtomicU8::new(0),
             slot: AtomicU32::new(NIL),
             deadline,
             parent: parent.clone(),
@@ -714,7 +714,14 @@ impl Live {
 impl Drop for CancelNode {
     fn drop(&mut self) {
         deadline::disarm(self);
-        drop_chain(self.release());
+        let parent = self.release();
+        // The common case, a parent with other references, is one decrement
+        // (here, inline); only a parent this node may own takes the loop.
+        match &parent.repr {
+            Repr::Background | Repr::Todo => {}
+            Repr::Cancel(node) if Arc::strong_count(node) > 1 => {}
+            _ => drop_chain(parent),
+        }
     }
 }
 
