@@ -266,9 +266,9 @@ mod ctx {
     }
 }
 
-/// The harness floor, listed under "Other": an iteration whose work is a
-/// `black_box`ed reference and a two-tag comparison (`same()` of two
-/// background contexts), like the `CheckCanceled/Err` loop without the
+/// The harness floors, listed under "Other". `trivial_op`: an iteration whose
+/// work is a `black_box`ed reference and a two-tag comparison (`same()` of
+/// two background contexts), like the `CheckCanceled/Err` loop without the
 /// atomic load. What divan's loop costs per iteration on this machine matters
 /// for the sub-nanosecond target of `CheckCanceled/Err`.
 #[divan::bench_group(name = "harness")]
@@ -279,6 +279,19 @@ mod harness {
     fn trivial_op(b: Bencher) {
         let ctx = ctx_runtime::Context::background();
         b.bench(|| black_box(&ctx).same(&ctx));
+    }
+
+    /// DeepValueNewTaskCurrentThread without the lookup (and without ctx):
+    /// tokio's share of that twin, spawning an empty task on a
+    /// current-thread runtime and joining it with `block_on`.
+    #[divan::bench(name = "spawn_join_current_thread", sample_size = 32)]
+    fn spawn_join_current_thread(b: Bencher) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        b.bench(|| {
+            rt.block_on(rt.spawn(async { black_box(()) })).unwrap();
+        });
     }
 }
 

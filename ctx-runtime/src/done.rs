@@ -33,6 +33,7 @@ impl Waiter {
         node.poll_waiter(&mut self.slot, waker)
     }
 
+    #[inline]
     pub(crate) fn deregister(&mut self, node: &CancelNode) {
         node.remove_waiter(&mut self.slot);
     }
@@ -86,6 +87,7 @@ impl<'a> Done<'a> {
 impl Future for Done<'_> {
     type Output = Error;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Error> {
         let this = self.get_mut();
         poll_done(this.node, &mut this.waiter, cx)
@@ -93,20 +95,31 @@ impl Future for Done<'_> {
 }
 
 /// Ready with the node's error once it is done; pending forever without a node.
+#[inline]
 fn poll_done(
     node: Option<&Arc<CancelNode>>,
     waiter: &mut Waiter,
     cx: &TaskContext<'_>,
 ) -> Poll<Error> {
     match node {
-        Some(node) => waiter
-            .poll(node, cx.waker())
-            .map(|()| node.err().unwrap_or(Error::Canceled)),
+        // Done already (what a `select!` with a default arm asks of a
+        // cancelled context): one load, and no call into the registration.
+        // A waker an earlier poll listed was taken by the cancel.
+        Some(node) => match node.err() {
+            Some(err) => {
+                waiter.slot = NIL;
+                Poll::Ready(err)
+            }
+            None => waiter
+                .poll(node, cx.waker())
+                .map(|()| node.err().unwrap_or(Error::Canceled)),
+        },
         None => Poll::Pending,
     }
 }
 
 impl Drop for Done<'_> {
+    #[inline]
     fn drop(&mut self) {
         if let Some(node) = self.node {
             self.waiter.deregister(node);
@@ -151,6 +164,7 @@ impl DoneOwned {
 impl Future for DoneOwned {
     type Output = Error;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Error> {
         let this = self.get_mut();
         poll_done(this.node.as_ref(), &mut this.waiter, cx)
@@ -158,6 +172,7 @@ impl Future for DoneOwned {
 }
 
 impl Drop for DoneOwned {
+    #[inline]
     fn drop(&mut self) {
         if let Some(node) = &self.node {
             self.waiter.deregister(node);

@@ -553,6 +553,7 @@ impl CancelNode {
 
     /// Stores the armed timer, unless the node was cancelled meanwhile (then the
     /// timer is dropped, which disarms it). The node is linked (`deadline::arm`).
+    #[cfg(not(ctx_loom))] // under loom, deadlines only go to the timer thread
     pub(crate) fn set_timer(&self, timer: Timer) {
         let mut inner = lock(&self.inner);
         let unused = if self.list() {
@@ -624,6 +625,7 @@ impl CancelNode {
     }
 
     /// Removes the waiter listed at `*slot` by [`poll_waiter`](Self::poll_waiter), if any.
+    #[inline]
     pub(crate) fn remove_waiter(&self, slot: &mut u32) {
         let index = std::mem::replace(slot, NIL);
         if index != NIL {
