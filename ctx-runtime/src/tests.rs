@@ -223,6 +223,13 @@ fn a_timer_is_disarmed_by_an_early_cancel() {
     });
 }
 
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// True if `ctx`'s deadline is on the timer thread's queue.
+fn queued(ctx: &Context) -> bool {
+    crate::deadline::is_queued(node(ctx))
+}
+
 /// Deadlines on the timer thread (no paused clock): the entry leaves the
 /// queue when the node's own cancel runs, when a cancel through an ancestor
 /// reaches a linked node, or when the node is dropped; never later.
@@ -230,30 +237,24 @@ fn a_timer_is_disarmed_by_an_early_cancel() {
 #[cfg_attr(miri, ignore = "starts the timer thread, which outlives the test")]
 fn a_queued_deadline_is_dequeued_by_its_own_cancel() {
     let (parent, _cancel) = Context::background().with_cancel();
-    let (ctx, cancel) = parent.with_timeout(Duration::from_secs(3600));
-    assert!(
-        crate::deadline::is_queued(node(&ctx)),
-        "armed on the thread"
-    );
+    let (ctx, cancel) = parent.with_timeout(HOUR);
+    assert!(queued(&ctx), "armed on the thread");
     assert!(!node(&ctx).is_linked(), "a deadline alone links nothing");
     assert_eq!(node(&parent).child_count(), 0);
     cancel.cancel();
-    assert!(
-        !crate::deadline::is_queued(node(&ctx)),
-        "the handle's cancel dequeues"
-    );
+    assert!(!queued(&ctx), "the handle's cancel dequeues");
     assert_eq!(ctx.err(), Some(Error::Canceled));
 }
 
 #[test]
 #[cfg_attr(miri, ignore = "starts the timer thread, which outlives the test")]
 fn a_queued_deadline_is_dequeued_by_an_expiry_or_a_dropped_handle() {
-    let (ctx, cancel) = Context::background().with_timeout(Duration::from_secs(3600));
+    let (ctx, cancel) = Context::background().with_timeout(HOUR);
     drop(cancel);
-    assert!(!crate::deadline::is_queued(node(&ctx)));
-    let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(3600));
+    assert!(!queued(&ctx));
+    let (ctx, _cancel) = Context::background().with_timeout(HOUR);
     assert!(node(&ctx).expire());
-    assert!(!crate::deadline::is_queued(node(&ctx)));
+    assert!(!queued(&ctx));
     assert_eq!(ctx.err(), Some(Error::DeadlineExceeded));
 }
 
@@ -261,7 +262,7 @@ fn a_queued_deadline_is_dequeued_by_an_expiry_or_a_dropped_handle() {
 #[cfg_attr(miri, ignore = "starts the timer thread, which outlives the test")]
 fn a_linked_queued_deadline_is_dequeued_by_its_ancestors_cancel() {
     let (parent, cancel) = Context::background().with_cancel();
-    let (ctx, _handle) = parent.with_timeout(Duration::from_secs(3600));
+    let (ctx, _handle) = parent.with_timeout(HOUR);
     // A waiter links the node to its parent.
     let done = ctx.done();
     let mut done = pin!(done);
@@ -273,10 +274,7 @@ fn a_linked_queued_deadline_is_dequeued_by_its_ancestors_cancel() {
     );
     assert!(node(&ctx).is_linked());
     cancel.cancel();
-    assert!(
-        !crate::deadline::is_queued(node(&ctx)),
-        "the ancestor's cancel dequeues"
-    );
+    assert!(!queued(&ctx), "the ancestor's cancel dequeues");
     assert_eq!(ctx.err(), Some(Error::Canceled));
 }
 
@@ -284,11 +282,11 @@ fn a_linked_queued_deadline_is_dequeued_by_its_ancestors_cancel() {
 #[cfg_attr(miri, ignore = "starts the timer thread, which outlives the test")]
 fn an_unlinked_queued_deadline_is_dequeued_when_dropped() {
     let (parent, cancel) = Context::background().with_cancel();
-    let (ctx, handle) = parent.with_timeout(Duration::from_secs(3600));
+    let (ctx, handle) = parent.with_timeout(HOUR);
     cancel.cancel();
     assert_eq!(ctx.err(), Some(Error::Canceled));
     // Not visited by the ancestor's cancel: queued until dropped.
-    assert!(crate::deadline::is_queued(node(&ctx)));
+    assert!(queued(&ctx));
     let child = node(&ctx).clone();
     drop((ctx, handle));
     assert!(crate::deadline::is_queued(&child), "held by `child`");
