@@ -30,13 +30,13 @@
 //! The timer thread's queue holds nodes weakly, keyed by their deadline and
 //! address, which the node can compute again: the node keeps no handle to
 //! its entry, only the shard that has it, in a byte that was padding
-//! ([`CancelNode::timer_shard`]). So
-//! a deadline on the timer thread neither lists anything in the node nor
-//! links it to its parent: `with_timeout` and the handle's drop take no
-//! node lock (the queue's shard lock only), as `with_cancel` does not. An
-//! unlinked node cancelled through an ancestor is not visited by that
-//! cancel; its entry leaves the queue when the node is dropped or its
-//! deadline passes (firing then changes nothing: it is done already).
+//! ([`CancelNode::timer_shard`]). So a deadline on the timer thread neither
+//! lists anything in the node nor links it to its parent: `with_timeout` and
+//! the handle's drop take no node lock (the queue's shard lock only), as
+//! `with_cancel` does not. An unlinked node cancelled through an ancestor is
+//! not visited by that cancel; its entry leaves the queue when the node is
+//! dropped or its deadline passes (firing then changes nothing: it is done
+//! already).
 //!
 //! A timer expires its node with [`CancelNode::expire`], which completes the
 //! cancellation and drops any panic of user code met on the way: a user's
