@@ -176,8 +176,9 @@ fn arm_thread(node: &Arc<CancelNode>) {
 }
 
 /// Takes `node`'s deadline off the timer thread's queue, if it is there.
-/// Called when its own state turns done and when it is dropped; one load
-/// for a node that was never queued.
+/// Called when the node's own cancel turns it done, when an ancestor's
+/// cancel marks it done (linked), and when it is dropped; one load for a
+/// node that was never queued.
 #[inline]
 pub(crate) fn disarm(node: &CancelNode) {
     use crate::sync::Ordering;
@@ -246,9 +247,9 @@ fn arm_tokio(node: &Arc<CancelNode>, when: Instant) -> Option<Timer> {
 /// arms a deadline, so that threads creating and dropping timeouts at once
 /// do not meet on a lock or pass its cache lines back and forth (sharding by
 /// address did: WithTimeout/concurrency=40 took twice as long). The thread
-/// is woken only when a new deadline comes before the time
-/// it already means to wake at (`planned`): arming and dropping a timeout
-/// that does not fire (the common request timeout) costs no system call.
+/// is woken only when a new deadline comes before the time it already means
+/// to wake at (`planned`): arming and dropping a timeout that does not fire
+/// (the common request timeout) costs no system call.
 ///
 /// Under loom there is no thread: there is one queue per model execution, and
 /// a model calls [`thread_timer::fire_due`] where the thread would wake.

@@ -69,7 +69,9 @@
 //! descendant to an ancestor. Every other path holds one lock at a time: a
 //! cancel takes its own lock, lets go, visits its descendants (each under
 //! its own lock, one at a time) and unlinks from its parent (under the
-//! parent's lock). So no two threads can wait for each other's locks.
+//! parent's lock). So no two threads can wait for each other's locks. The
+//! timer thread's queue locks (`deadline.rs`) are leaves: taken with no node
+//! lock held, and nothing else is taken under them.
 //!
 //! No user code ever runs while a node lock is held: not a waker's `wake`,
 //! `clone` or `drop`, not an after_func, not a value's or a cause's `Drop`.
