@@ -119,10 +119,10 @@ pin_project_lite::pin_project! {
 #[cfg(ctx_loom)]
 pub(crate) enum Armed {}
 
-#[cfg(all(not(ctx_loom), test))]
-pub(crate) use thread_timer::is_queued;
 #[cfg(all(ctx_loom, test))]
 pub(crate) use thread_timer::{fire_due, queued};
+#[cfg(all(not(ctx_loom), test))]
+pub(crate) use thread_timer::{is_queued, queue_key};
 
 /// Arms `node`'s own deadline (its effective one), or expires it now if it
 /// has passed. `read_at`: the instant `when` was computed from (`now +
@@ -401,11 +401,17 @@ mod thread_timer {
         shared().map_or(0, |shared| lock(&shared.shards[0]).len())
     }
 
-    /// True if `node` has an entry (in any shard), for the unit tests.
+    /// `node`'s key, for the unit tests: it can be looked up after the node
+    /// is gone (while the queue holds its `Weak`, the address is not reused).
     #[cfg(all(not(ctx_loom), test))]
-    pub(crate) fn is_queued(node: &CancelNode) -> bool {
+    pub(crate) fn queue_key(node: &CancelNode) -> Key {
+        key(node)
+    }
+
+    /// True if some shard has an entry under `key`, for the unit tests.
+    #[cfg(all(not(ctx_loom), test))]
+    pub(crate) fn is_queued(key: Key) -> bool {
         shared().is_some_and(|shared| {
-            let key = key(node);
             shared
                 .shards
                 .iter()
